@@ -1,0 +1,104 @@
+"""Helpers shared by the pytest suites: paths, ports and ansible-playbook runs."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+SHARED_DIR = ROOT.parent / "shared"
+PVE_API_SCHEMA = SHARED_DIR / "pve-api" / "apidata.json"
+COLLECTIONS_PATH = ROOT / ".build" / "collections"
+
+
+def ensure_collection_link() -> None:
+    """Make ROOT importable by Ansible as retail.edge (setup.sh does the same)."""
+    parent = COLLECTIONS_PATH / "ansible_collections" / "retail"
+    parent.mkdir(parents=True, exist_ok=True)
+    link = parent / "edge"
+    if not link.is_symlink() or link.resolve() != ROOT:
+        if link.is_symlink():
+            link.unlink()
+        link.symlink_to(ROOT)
+
+
+def ansible_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Return an environment in which ansible-* commands find this collection and the venv's tools."""
+    ensure_collection_link()
+    env = dict(os.environ)
+    env.update(
+        {
+            "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+            "ANSIBLE_COLLECTIONS_PATH": f"{COLLECTIONS_PATH}{os.pathsep}{ROOT / 'collections'}",
+            "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+            "ANSIBLE_LOCAL_TEMP": str(ROOT / ".build" / "ansible-tmp"),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run_playbook(
+    playbook: str | Path,
+    *args: str,
+    inventory: str | Path = "localhost,",
+    extra_vars: Mapping[str, object] | None = None,
+    env: Mapping[str, str] | None = None,
+    expect_rc: int | None = 0,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess[str]:
+    """Run ansible-playbook and return the finished process; fail the test on an unexpected exit code.
+
+    extra_vars travel as JSON so that types (ints, lists, dicts) survive.
+    """
+    import json
+
+    cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(playbook), *args]
+    if extra_vars:
+        cmd += ["-e", json.dumps(dict(extra_vars))]
+    proc = subprocess.run(
+        cmd, cwd=ROOT, env=ansible_env(env), capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if expect_rc is not None and proc.returncode != expect_rc:
+        raise AssertionError(
+            f"ansible-playbook {playbook} exited {proc.returncode}, expected {expect_rc}\n"
+            f"--- stdout ---\n{proc.stdout[-8000:]}\n--- stderr ---\n{proc.stderr[-4000:]}"
+        )
+    return proc
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port that was free on host when asked (the usual small race applies)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 30.0) -> None:
+    """Wait until something accepts TCP connections on host:port, or raise TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout:.0f} s")
+
+
+def run(cmd: Sequence[str], *, cwd: Path = ROOT, timeout: float = 900, **kwargs) -> subprocess.CompletedProcess[str]:
+    """Run a command with the venv first on PATH and return the finished process without checking its exit code."""
+    return subprocess.run(
+        list(cmd), cwd=cwd, env=ansible_env(), capture_output=True, text=True, timeout=timeout, check=False, **kwargs
+    )
