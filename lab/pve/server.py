@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import ssl
 from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,6 +45,12 @@ class PveRequestHandler(BaseHTTPRequestHandler):
     server: PveHttpServer
     server_version = "pve-api-daemon/3.0"
     sys_version = ""
+
+    def setup(self) -> None:
+        # Headers and body leave in separate writes; without TCP_NODELAY each keep-alive answer waits
+        # about 40 ms for the client's delayed ACK.
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().setup()
 
     def log_message(self, format: str, *args: Any) -> None:
         LOG.debug("%s %s", self.address_string(), format % args)
