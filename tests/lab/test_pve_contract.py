@@ -1,9 +1,10 @@
 """Contract of the PVE double against the official Proxmox VE API schema (apidata.json).
 
-For every method and path the double serves, these tests read the schema's parameter definitions and
+For every method and path the double serves, these tests read the schema's parameter definitions. They
 check that the double accepts each parameter with values generated from its type, range, enum, pattern
-and format; requires exactly the non-optional ones; and rejects values out of range, outside an enum,
-breaking a pattern, a named format or a property-string format, with a 400 that names the parameter.
+and format, and that it requires exactly the non-optional ones. They also check that it rejects values
+out of range, outside an enum, or breaking a pattern, a named format or a property-string format, with
+a 400 that names the parameter.
 
 Validation requests carry one extra, unknown parameter (the probe). PVE and the double check all
 parameters before running the handler, so the probe keeps every request free of side effects: the
@@ -307,6 +308,14 @@ class Client:
         return self.double.request(method, path, params)
 
 
+def _path_values(method: str, template: str, **overrides: str) -> dict[str, str]:
+    """Valid values for the path parameters: known objects where they matter, else schema samples."""
+    props = _properties(method, template)
+    values = {name: PATH_SAMPLES.get(name) or valid_values(props[name])[0] for name in _path_names(template)}
+    values.update({name: value for name, value in overrides.items() if name in values})
+    return values
+
+
 def _errors(answer: requests.Response) -> dict[str, str]:
     if answer.status_code != 400:
         return {}
@@ -327,6 +336,19 @@ def _partner(props: dict[str, dict[str, Any]], name: str) -> dict[str, str]:
     """The parameter that `requires` names must come along with name."""
     partner = props[name].get("requires")
     return {partner: valid_values(props[partner])[0]} if partner else {}
+
+
+def _send_one(client: Client, method: str, template: str, *, name: str, concrete: str, value: str) -> requests.Response:
+    """Send the required parameters, the probe and concrete=value (in the path where it belongs there)."""
+    props = _properties(method, template)
+    path_values = _path_values(method, template)
+    body = {**_required_body(method, template), PROBE: "1"}
+    if concrete in path_values:
+        path_values[concrete] = value
+    else:
+        body.update(_partner(props, name))
+        body[concrete] = value
+    return client.send(method, template, body, path_values)
 
 
 @pytest.fixture(scope="module")
@@ -351,20 +373,11 @@ def test_parameter_names_match_schema(method, template, names):
 @pytest.mark.parametrize(("method", "template", "names"), ROUTES, ids=ROUTE_IDS)
 def test_accepts_every_schema_parameter(client, method, template, names):
     del names
-    props = _properties(method, template)
-    base = _required_body(method, template)
     failures = []
-    for name, prop in props.items():
+    for name, prop in _properties(method, template).items():
         for concrete in _concrete_names(name):
             for value in valid_values(prop):
-                path_values = dict(PATH_SAMPLES)
-                body = {**base, PROBE: "1"}
-                if concrete in _path_names(template):
-                    path_values[concrete] = value
-                else:
-                    body.update(_partner(props, name))
-                    body[concrete] = value
-                answer = client.send(method, template, body, path_values)
+                answer = _send_one(client, method, template, name=name, concrete=concrete, value=value)
                 errors = _errors(answer)
                 if errors != {PROBE: UNDEFINED}:
                     failures.append(f"{concrete}={value!r}: HTTP {answer.status_code} {answer.reason} {errors}")
@@ -376,11 +389,11 @@ def test_requires_exactly_the_non_optional_parameters(client, method, template, 
     del names
     props = _properties(method, template)
     base = _required_body(method, template)
-    answer = client.send(method, template, {**base, PROBE: "1"}, PATH_SAMPLES)
+    answer = client.send(method, template, {**base, PROBE: "1"}, _path_values(method, template))
     assert _errors(answer) == {PROBE: UNDEFINED}, f"with all required parameters: {answer.status_code} {answer.text}"
     for name in base:
         body = {key: value for key, value in base.items() if key != name}
-        answer = client.send(method, template, {**body, PROBE: "1"}, PATH_SAMPLES)
+        answer = client.send(method, template, {**body, PROBE: "1"}, _path_values(method, template))
         assert answer.status_code == 400, f"without {name}: {answer.status_code} {answer.text}"
         assert answer.reason == "Parameter verification failed."
         assert answer.json()["data"] is None
@@ -392,22 +405,13 @@ def test_requires_exactly_the_non_optional_parameters(client, method, template, 
 @pytest.mark.parametrize(("method", "template", "names"), ROUTES, ids=ROUTE_IDS)
 def test_rejects_invalid_values(client, method, template, names):
     del names
-    props = _properties(method, template)
-    base = _required_body(method, template)
     failures = []
-    for name, prop in props.items():
+    for name, prop in _properties(method, template).items():
         concrete = _concrete_names(name)[0]
         for reason, value in invalid_values(prop):
-            path_values = dict(PATH_SAMPLES)
-            body = dict(base)
-            if concrete in _path_names(template):
-                if "/" in value or not value.strip():
-                    continue
-                path_values[concrete] = value
-            else:
-                body.update(_partner(props, name))
-                body[concrete] = value
-            answer = client.send(method, template, body, path_values)
+            if concrete in _path_names(template) and ("/" in value or not value.strip()):
+                continue  # such a value would change the route, not the parameter
+            answer = _send_one(client, method, template, name=name, concrete=concrete, value=value)
             errors = _errors(answer)
             if answer.status_code != 400 or concrete not in errors:
                 failures.append(f"{concrete} {reason} ({value!r}): HTTP {answer.status_code} {answer.reason} {errors}")
@@ -456,11 +460,11 @@ def test_get_routes_answer_for_existing_objects(client):
     double.reset()
     upid = double.api("POST", "/nodes/pve1/lxc", vmid=100, ostemplate=TEMPLATE, rootfs="local-lvm:4")
     double.wait_task(upid)
-    path_values = {**PATH_SAMPLES, "upid": upid}
     failures = []
     for method, template, _ in ROUTES:
         if method != "GET":
             continue
+        path_values = _path_values(method, template, upid=upid)
         answer = client.send(method, template, _required_body(method, template), path_values)
         if answer.status_code != 200:
             failures.append(f"GET {template}: {answer.status_code} {answer.reason}")
