@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -62,8 +63,6 @@ def run_playbook(
 
     extra_vars travel as JSON so that types (ints, lists, dicts) survive.
     """
-    import json
-
     cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(playbook), *args]
     if extra_vars:
         cmd += ["-e", json.dumps(dict(extra_vars))]
