@@ -296,10 +296,21 @@ class PveClient:
         ordered = sorted(entries or [], key=lambda entry: int(entry.get("n", 0)))
         return [str(entry.get("t", "")) for entry in ordered][-lines:]
 
-    def run_task(self, method: str, path: str, timeout: float, *, option: str = "timeout", **params: Any) -> str | None:
-        """Send a request that may start a task, wait for the task and return its UPID (None if synchronous)."""
-        result = self.request(method, path, **params)
+    def run_task(
+        self,
+        method: str,
+        path: str,
+        wait: float,
+        params: Mapping[str, Any] | None = None,
+        *,
+        option: str = "timeout",
+    ) -> str | None:
+        """Send a request that may start a task, wait up to wait seconds for it and return its UPID.
+
+        Returns None when PVE answered synchronously (no UPID).
+        """
+        result = self.request(method, path, **dict(params or {}))
         if isinstance(result, str) and result.startswith("UPID:"):
-            self.wait_for_task(result, timeout, option=option)
+            self.wait_for_task(result, wait, option=option)
             return result
         return None

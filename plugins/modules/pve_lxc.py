@@ -705,7 +705,7 @@ class LxcManager:
         return f"nodes/{self.node}/lxc/{self.vmid}{suffix}"
 
     def _task(self, method: str, suffix: str, **params: Any) -> None:
-        upid = self.client.run_task(method, self._path(suffix), self.params["timeout"], **params)
+        upid = self.client.run_task(method, self._path(suffix), self.params["timeout"], params)
         if upid:
             self.tasks.append(upid)
 
@@ -786,7 +786,7 @@ class LxcManager:
         if self.check_mode:
             self.config = after
             return
-        upid = self.client.run_task("POST", f"nodes/{self.node}/lxc", self.params["timeout"], **request)
+        upid = self.client.run_task("POST", f"nodes/{self.node}/lxc", self.params["timeout"], request)
         if upid:
             self.tasks.append(upid)
         self.config = self.client.get(self._path("/config"))
@@ -832,7 +832,7 @@ class LxcManager:
             "target": self.node if self.node != source_node else None,
         }
         upid = self.client.run_task(
-            "POST", f"nodes/{source_node}/lxc/{source_id}/clone", self.params["timeout"], **request
+            "POST", f"nodes/{source_node}/lxc/{source_id}/clone", self.params["timeout"], request
         )
         if upid:
             self.tasks.append(upid)
