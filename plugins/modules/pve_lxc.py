@@ -139,10 +139,10 @@ options:
       - "Network interfaces, as a dict from C(net0)...C(net31) to a PVE property string or a dict of its
         keys, such as C({net0: 'name=eth0,bridge=vmbr0,ip=198.51.100.10/24,gw=198.51.100.1'})."
       - C(hwaddr) and C(type) are compared only when declared, because PVE fills them in itself.
-      - "Valid form: C(name=<string> [,bridge=<bridge>] [,firewall=<1|0>] [,gw=<GatewayIPv4>]
-        [,gw6=<GatewayIPv6>] [,host-managed=<1|0>] [,hwaddr=<XX:XX:XX:XX:XX:XX>]
+      - "Valid form, as C(pct config) prints it: name=<string> [,bridge=<bridge>] [,firewall=<1|0>]
+        [,gw=<GatewayIPv4>] [,gw6=<GatewayIPv6>] [,host-managed=<1|0>] [,hwaddr=<XX:XX:XX:XX:XX:XX>]
         [,ip=<(IPv4/CIDR|dhcp|manual)>] [,ip6=<(IPv6/CIDR|auto|dhcp|manual)>] [,link_down=<1|0>]
-        [,mtu=<integer>] [,rate=<mbps>] [,tag=<integer>] [,trunks=<vlanid[;vlanid...]>] [,type=<veth>])."
+        [,mtu=<integer>] [,rate=<mbps>] [,tag=<integer>] [,trunks=<vlanid[;vlanid...]>] [,type=<veth>]"
     type: dict
     aliases: [net]
   mounts:
