@@ -1,0 +1,3 @@
+"""Fixtures shared across test areas."""
+
+pytest_plugins = ["tests.fixtures_pve"]
