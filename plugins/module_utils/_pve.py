@@ -53,6 +53,7 @@ _TOKEN_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.\-_]+$")
 _UPID_RE = re.compile(r"^UPID:([^:]+):[0-9A-Fa-f]+:[0-9A-Fa-f]+:[0-9A-Fa-f]+:([^:]*):([^:]*):([^:]*):")
 
 TASK_LOG_LINES = 10
+TASK_POLL_MAX_S = 0.5
 
 
 class PveError(Exception):
@@ -256,8 +257,8 @@ class PveClient:
     def wait_for_task(self, upid: str, timeout: float, *, option: str = "timeout") -> dict[str, Any]:
         """Wait until a task stops and return its status; raise at once when it failed.
 
-        Polls GET nodes/{node}/tasks/{upid}/status, first every 0.1 s and backing off to 1 s, so
-        a failure surfaces within about a second of the task ending.  option names the module
+        Polls GET nodes/{node}/tasks/{upid}/status, first every 0.1 s and backing off to 0.5 s, so
+        a failure surfaces within about half a second of the task ending.  option names the module
         option that sets timeout, for the message when the wait runs out.
         """
         node = upid_node(upid)
@@ -282,7 +283,7 @@ class PveClient:
                     upid,
                 )
             time.sleep(min(delay, remaining))
-            delay = min(delay * 2, 1.0)
+            delay = min(delay * 2, TASK_POLL_MAX_S)
 
     def task_log_tail(self, upid: str, lines: int = TASK_LOG_LINES) -> list[str]:
         """Return the last lines of a task log (up to the first 1000 lines are read)."""

@@ -330,7 +330,7 @@ def test_predict_config_applies_set_delete_resize():
     }
     plan = plan_update(desired, STORED)
     after = predict_config(STORED, plan)
-    assert after["memory"] == "2048"
+    assert after["memory"] == 2048
     assert "features" not in after
     assert after["rootfs"] == "local-lvm:vm-101-disk-0,size=16G"
     assert "digest" not in after
