@@ -35,7 +35,7 @@ def cmd_status(settings: LabSettings, _args: argparse.Namespace) -> None:
 
 def cmd_create(settings: LabSettings, args: argparse.Namespace) -> None:
     ensure_lab(settings, with_wheelhouse=False)
-    _print_json([instances.create(settings, name).as_dict() for name in args.names])
+    _print_json([instances.create(settings, name).instance_config() for name in args.names])
 
 
 def cmd_destroy(settings: LabSettings, args: argparse.Namespace) -> None:

@@ -34,6 +34,10 @@ class Instance:
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    def instance_config(self) -> dict[str, object]:
+        """Return the entry molecule's default driver reads from instance_config.yml."""
+        return {key: value for key, value in asdict(self).items() if key != "mac"}
+
 
 def _lease_owner(settings: LabSettings, name: str) -> dict[str, str]:
     return {"lab_dir": str(settings.lab_dir), "name": name}
