@@ -50,7 +50,8 @@ def test_galaxy_build_tarball(tmp_path):
 def test_execution_environment_build_context(tmp_path):
     context = tmp_path / "context"
     definition = ROOT / "execution-environment.yml"
-    proc = run([str(VENV_BIN / "ansible-builder"), "create", "--file", str(definition), "--context", str(context), "--output-filename", "Containerfile"])
+    builder = [str(VENV_BIN / "ansible-builder"), "create", "--file", str(definition)]
+    proc = run([*builder, "--context", str(context), "--output-filename", "Containerfile"])
     _assert_ok(proc, "ansible-builder create")
     containerfile = (context / "Containerfile").read_text()
     assert "ansible-galaxy" in containerfile
