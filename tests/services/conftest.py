@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from tests.fixtures_hq import LAB_STORE, LAB_TOKEN, LabHq, service_env
 from tests.support import ROOT, free_port, wait_for_port
@@ -155,4 +157,78 @@ def inventory(inventory_factory: Callable[..., InventoryStack]) -> InventoryStac
     return stack
 
 
-__all__ = ["InventoryStack", "ServiceProcess", "wait_until"]
+RULE_SOURCES = [ROOT / "src" / "retail_edge" / "rules" / "examples", ROOT / "tests" / "services" / "rules"]
+
+
+def write_rules(rules_dir: Path, rules: list[dict[str, Any]]) -> None:
+    """Copy the named modules into ``rules_dir`` and write its rules.yaml (written last, like a deploy)."""
+    rules_dir.mkdir(parents=True, exist_ok=True)
+    for rule in rules:
+        source = next(base / rule["module"] for base in RULE_SOURCES if (base / rule["module"]).exists())
+        shutil.copy(source, rules_dir / rule["module"])
+    partial = rules_dir / "rules.yaml.tmp"
+    partial.write_text(yaml.safe_dump({"rules": rules}))
+    partial.replace(rules_dir / "rules.yaml")
+
+
+class RulesService(ServiceProcess):
+    """The rules engine process, reading its catalog from the lab HQ."""
+
+    def __init__(self, hq: LabHq, work_dir: Path, inventory_url: str, **settings: Any) -> None:
+        self.rules_dir = work_dir / "rules"
+        port = free_port()
+        values = {
+            "store_id": LAB_STORE,
+            "hq_url": hq.url,
+            "hq_token": LAB_TOKEN,
+            "rules_dir": str(self.rules_dir),
+            "catalog_cache_path": str(work_dir / "catalog.json"),
+            "inventory_url": inventory_url,
+            "port": str(port),
+            "reload_interval_s": "0.2",
+            "catalog_refresh_s": "0.3",
+            "price_cache_s": "0",
+        }
+        values.update({key: str(value) for key, value in settings.items()})
+        env = service_env()
+        env.update({f"RETAIL_EDGE_RULES_{key.upper()}": value for key, value in values.items()})
+        cmd = [sys.executable, "-m", "retail_edge.rules.cli", "serve"]
+        super().__init__("rules engine", cmd, env, work_dir / "rules.log", port)
+        self.http = httpx.Client(base_url=self.url, timeout=30)
+
+    def price(self, sku: str) -> dict[str, Any]:
+        response = self.http.get(f"/price/{sku}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def metric(self, name: str, **labels: str) -> float:
+        wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+        for line in self.http.get("/metrics").text.splitlines():
+            series, _, value = line.rpartition(" ")
+            metric_name, _, label_text = series.partition("{")
+            if metric_name == name and ",".join(sorted(label_text.rstrip("}").split(","))) == wanted:
+                return float(value)
+        return 0.0
+
+
+@pytest.fixture
+def rules_factory(lab_hq: LabHq, tmp_path: Path) -> Iterator[Callable[..., RulesService]]:
+    """Start rules engines with a given rule list; the inventory URL defaults to a closed port (no signals)."""
+    services: list[RulesService] = []
+
+    def start(rules: list[dict[str, Any]], inventory_url: str | None = None, **settings: Any) -> RulesService:
+        work_dir = tmp_path / f"rules-{len(services)}"
+        work_dir.mkdir()
+        service = RulesService(lab_hq, work_dir, inventory_url or f"http://127.0.0.1:{free_port()}", **settings)
+        write_rules(service.rules_dir, rules)
+        services.append(service)
+        service.start()
+        wait_until(
+            lambda: service.http.get("/healthz").json()["catalog_skus"] > 0, what="catalog", logs=service.log_tail()
+        )
+        return service
+
+    yield start
+    for service in services:
+        service.http.close()
+        service.stop()
