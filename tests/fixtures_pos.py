@@ -52,7 +52,12 @@ class PosClient:
             self._conn = None
 
     def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Reply:
-        """Send one request; raises OSError or http.client errors when the server is gone."""
+        """Send one request; raises OSError or http.client errors when the server is gone.
+
+        Like browsers and HTTP libraries, a request that finds its idle keep-alive connection closed by the server
+        is sent once more on a new connection. A server that is down still raises, because the new connection
+        is refused.
+        """
         all_headers = {"Connection": "keep-alive"}
         if self.token:
             all_headers["Authorization"] = f"Bearer {self.token}"
@@ -61,19 +66,27 @@ class PosClient:
             payload = body if isinstance(body, bytes) else json.dumps(body).encode()
             all_headers["Content-Type"] = "application/json"
         all_headers.update(headers or {})
+        reused = self._conn is not None
+        try:
+            return self._send(method, path, payload, all_headers)
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            if not reused:
+                raise
+        return self._send(method, path, payload, all_headers)
+
+    def _send(self, method: str, path: str, payload: bytes | None, headers: dict[str, str]) -> Reply:
         if self._conn is None:
             self._conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
         try:
-            self._conn.request(method, path, body=payload, headers=all_headers)
+            self._conn.request(method, path, body=payload, headers=headers)
             response = self._conn.getresponse()
             raw = response.read()
         except (OSError, http.client.HTTPException):
             self.close()
             raise
         text = raw.decode()
-        parsed = (
-            json.loads(text) if text and response.getheader("content-type", "").startswith("application/json") else text
-        )
+        is_json = response.getheader("content-type", "").startswith("application/json")
+        parsed = json.loads(text) if text and is_json else text
         return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, parsed)
 
     def login(self, cashier_id: str, password: str | None = None) -> Reply:

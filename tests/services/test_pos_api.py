@@ -1,4 +1,4 @@
-"""The POS cache HTTP API as a register sees it: sales, idempotency, auth, lookups and input errors."""
+"""The POS cache HTTP API as a register uses it: sales, idempotency, auth, lookups and input errors."""
 
 from __future__ import annotations
 

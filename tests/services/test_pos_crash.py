@@ -18,7 +18,7 @@ WRITERS = 4
 
 @dataclass
 class Ledger:
-    """What the registers know: sales acknowledged with 201, and requests whose answer a crash swallowed."""
+    """What the registers know: sales acknowledged with 201, and requests whose response a crash cut off."""
 
     acknowledged: dict[str, str] = field(default_factory=dict)  # idempotency key -> sale id
     # writer -> {idempotency key: lines}; a register retries its own unanswered request, unchanged.
@@ -154,9 +154,9 @@ def test_agent_killed_mid_batch_no_duplicates(lab_hq: LabHq, pos_factory):
         pos.start_server()
         sale_ids = _sell(pos, 1000)
 
-        # 1: HQ applies the first batch, the agent dies before it hears so.
-        # 2: the restarted agent resends it and dies half-way through the request; HQ sees nothing.
-        # 3: it resends again, HQ answers "duplicate" for all 200, and the agent dies before recording that.
+        # 1: HQ applies the first batch, and the agent dies before it receives the response.
+        # 2: the restarted agent resends it and dies half-way through the request, so HQ applies nothing.
+        # 3: it resends again, HQ responds "duplicate" for all 200, and the agent dies before recording that.
         for mode in ("after_response", "mid_request", "after_response"):
             proxy.arm(mode)
             cuts = len(proxy.cuts)

@@ -37,7 +37,6 @@ def test_revoked_cashier_refused_after_sync(lab_hq: LabHq, pos_factory):
     assert PosClient(pos.port).login("c002").status == 401
     pos.stop_server()
     pos.start_server()
-    revoked.close()  # the restart closed its keep-alive connection; the next request opens a new one
     assert PosClient(pos.port).login("c002").status == 401
     assert revoked.sell(new_key(), sale_lines(5)).status == 401
     offline = PosClient(pos.port)
@@ -112,7 +111,7 @@ def test_conflicting_sale_parked(lab_hq: LabHq, pos_factory):
     client = pos.client()
     sale_id = client.sell(new_key(), sale_lines(1)).body["sale_id"]
     pos.sync_once()
-    # Same sale id, other content, sent again: HQ answers "conflict" and applies nothing.
+    # Same sale id, other content, sent again: HQ responds "conflict" and applies nothing.
     document = json.loads(pos.query("SELECT document FROM sales WHERE sale_id = ?", sale_id)[0][0])
     document["total_cents"] += 1
     pos.execute("UPDATE sales SET document = ? WHERE sale_id = ?", json.dumps(document), sale_id)
@@ -135,7 +134,7 @@ def test_agent_endpoints_and_lock(lab_hq: LabHq, pos_factory):
     assert health["status"] == "ok"
     assert health["store_id"] == "store-0001"
     second = pos.sync_once(expect_rc=3)
-    assert "another sync agent holds" in second.stderr
+    assert "another sync agent has locked" in second.stderr
 
     connection = http.client.HTTPConnection("127.0.0.1", pos.agent_port, timeout=10)
     connection.request("GET", "/metrics")

@@ -7,7 +7,6 @@ login does not delay sales. ``/healthz`` and ``/metrics`` are open; every other 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import json
@@ -15,7 +14,6 @@ import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
 import anyio.to_thread
@@ -27,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from retail_edge.pos.auth import LoginGuard, new_session_token, token_digest
+from retail_edge.pos.dbthread import DatabaseThread
 from retail_edge.pos.metrics import OutboxCollector, read_snapshot
 from retail_edge.pos.sales import IDENTIFIER_PATTERN, InvalidSale, parse_sale_request, validate_idempotency_key
 from retail_edge.pos.settings import PosSettings
@@ -43,7 +42,7 @@ T = TypeVar("T")
 
 
 class ApiError(Exception):
-    """An error answer: HTTP status, a stable machine-readable code and a sentence for the operator."""
+    """An error response: HTTP status, a stable machine-readable code and a sentence for the operator."""
 
     def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any):
         super().__init__(detail)
@@ -96,13 +95,12 @@ class PosService:
         self.registry = CollectorRegistry()
         self.metrics = PosMetrics(self.registry)
         self.registry.register(OutboxCollector(functools.partial(read_snapshot, store), settings.store_id))
-        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pos-db")
+        self._db_thread = DatabaseThread("pos-db")
 
     async def db(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a store call on the database thread and translate a busy database into 503."""
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._db_thread, functools.partial(function, *args, **kwargs))
+            return await self._db_thread.call(function, *args, **kwargs)
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 log.warning("database busy", extra={"store_id": self.settings.store_id, "error": str(exc)})
@@ -110,7 +108,7 @@ class PosService:
             raise
 
     def close(self) -> None:
-        self._db_thread.shutdown(wait=True)
+        self._db_thread.close()
         self.store.close()
 
     async def authenticate(self, request: Request) -> str:

@@ -1,6 +1,6 @@
 """Cashier authentication against the local replica of HQ's cashier list, usable while HQ is unreachable.
 
-HQ replicates argon2 password hashes and a revocation list; the POS never sees or stores a plain password.
+HQ replicates argon2 password hashes and a revocation list; the POS never receives or stores a plain password.
 A successful login returns a random session token. The database keeps only its SHA-256, which is enough for a
 256-bit random value, so that a copied database file does not hand out live sessions. Every request looks its
 session up in the database, so a revocation takes effect on the first request after the sync agent stored it.

@@ -108,7 +108,8 @@ def agent_lock(db_path: Path) -> Iterator[IO[str]]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            print(f"error: another sync agent holds {lock_path}; run one agent per store database", file=sys.stderr)
+            message = f"error: another sync agent has locked {lock_path}; run one agent per store database"
+            print(message, file=sys.stderr)
             raise SystemExit(EXIT_LOCKED) from exc
         handle.truncate(0)
         handle.write(f"{os.getpid()}\n")

@@ -40,7 +40,7 @@ class HqRejected(Exception):
 
 @dataclass(frozen=True)
 class Replica:
-    """A full replica document from HQ and its ETag; ``document`` is None when HQ answered 304 Not Modified."""
+    """A full replica document from HQ and its ETag; ``document`` is None when HQ responded 304 Not Modified."""
 
     etag: str | None
     document: dict[str, Any] | None
@@ -98,7 +98,7 @@ class HqClient:
         status = response.status_code
         if status in (401, 403):
             raise HqUnavailable(
-                "auth", f"HQ refused the store token with HTTP {status} ({_detail(response)}); check hq_token"
+                "auth", f"HQ rejected the store token with HTTP {status} ({_detail(response)}); check hq_token"
             )
         if status == 404:
             raise HqUnavailable("not_found", f"HQ has no {path} for store {self.store_id}; check hq_url and store_id")
@@ -109,7 +109,8 @@ class HqClient:
         if status in REJECTING_STATUSES:
             raise HqRejected(status, _detail(response))
         if status not in (200, 304):
-            raise HqUnavailable("protocol", f"HQ answered {path} with unexpected HTTP {status}: {_detail(response)}")
+            detail = _detail(response)
+            raise HqUnavailable("protocol", f"HQ responded to {path} with unexpected HTTP {status}: {detail}")
         return response
 
     async def post_sales_batch(self, entries: Sequence[OutboxEntry]) -> dict[str, str]:
@@ -121,7 +122,7 @@ class HqClient:
             results = response.json()["results"]
             statuses = {str(result["idempotency_key"]): str(result["status"]) for result in results}
         except (ValueError, KeyError, TypeError) as exc:
-            raise HqUnavailable("protocol", f"HQ's sales batch answer is not {{'results': [...]}}: {exc!r}") from exc
+            raise HqUnavailable("protocol", f"HQ's sales batch response is not {{'results': [...]}}: {exc!r}") from exc
         return statuses
 
     async def get_replica(self, name: str, etag: str | None) -> Replica:
@@ -133,7 +134,7 @@ class HqClient:
         try:
             document = response.json()
         except ValueError as exc:
-            raise HqUnavailable("protocol", f"HQ's {name} answer is not JSON: {exc}") from exc
+            raise HqUnavailable("protocol", f"HQ's {name} response is not JSON: {exc}") from exc
         if not isinstance(document, dict):
-            raise HqUnavailable("protocol", f"HQ's {name} answer is not a JSON object")
+            raise HqUnavailable("protocol", f"HQ's {name} response is not a JSON object")
         return Replica(etag=response.headers.get("etag"), document=document)

@@ -41,62 +41,57 @@ class OutboxCollector(Collector):
         self._snapshot = snapshot
         self._store_id = store_id
 
+    def _store_gauge(self, name: str, documentation: str, value: float) -> GaugeMetricFamily:
+        gauge = GaugeMetricFamily(name, documentation, labels=["store_id"])
+        gauge.add_metric([self._store_id], value)
+        return gauge
+
     def collect(self) -> Iterator[Metric]:
         snapshot = self._snapshot()
-        labels = ["store_id"]
-        store = [self._store_id]
+        state = snapshot.sync_state
 
-        depth = GaugeMetricFamily(
-            "pos_outbox_pending_sales", "Sales committed locally and not yet acknowledged by HQ.", labels=labels
+        yield self._store_gauge(
+            "pos_outbox_pending_sales",
+            "Sales committed locally and not yet acknowledged by HQ.",
+            snapshot.outbox.pending,
         )
-        depth.add_metric(store, snapshot.outbox.pending)
-        yield depth
-
-        age = GaugeMetricFamily(
+        yield self._store_gauge(
             "pos_outbox_oldest_pending_age_seconds",
             "Age of the oldest sale not yet acknowledged by HQ; 0 when the outbox is empty.",
-            labels=labels,
+            snapshot.outbox.oldest_pending_age_seconds,
         )
-        age.add_metric(store, snapshot.outbox.oldest_pending_age_seconds)
-        yield age
-
-        rejected = GaugeMetricFamily(
+        yield self._store_gauge(
             "pos_outbox_rejected_sales",
             "Sales that HQ rejected for good (conflict or invalid); they need an operator.",
-            labels=labels,
+            snapshot.outbox.rejected,
         )
-        rejected.add_metric(store, snapshot.outbox.rejected)
-        yield rejected
+        yield self._store_gauge(
+            "pos_sync_consecutive_failures",
+            "Failed sync attempts since the last successful one.",
+            float(state.get(CONSECUTIVE_FAILURES_KEY, "0")),
+        )
+        if LAST_SUCCESS_KEY in state:
+            yield self._store_gauge(
+                "pos_sync_last_success_timestamp_seconds",
+                "Unix time of the last batch HQ acknowledged.",
+                float(state[LAST_SUCCESS_KEY]),
+            )
 
         errors = CounterMetricFamily(
             "pos_sync_errors",
             "Failed sync attempts by operation (push of sales, pull of replicas) and kind, kept across restarts.",
-            labels=[*labels, "operation", "kind"],
+            labels=["store_id", "operation", "kind"],
         )
-        for key, value in sorted(snapshot.sync_state.items()):
+        for key, value in sorted(state.items()):
             if key.startswith(ERRORS_PREFIX):
                 operation, _, kind = key.removeprefix(ERRORS_PREFIX).partition(".")
                 errors.add_metric([self._store_id, operation, kind], float(value))
         yield errors
 
-        failures = GaugeMetricFamily(
-            "pos_sync_consecutive_failures", "Failed sync attempts since the last successful one.", labels=labels
-        )
-        failures.add_metric(store, float(snapshot.sync_state.get(CONSECUTIVE_FAILURES_KEY, "0")))
-        yield failures
-
-        last_success = snapshot.sync_state.get(LAST_SUCCESS_KEY)
-        if last_success is not None:
-            success = GaugeMetricFamily(
-                "pos_sync_last_success_timestamp_seconds", "Unix time of the last batch HQ acknowledged.", labels=labels
-            )
-            success.add_metric(store, float(last_success))
-            yield success
-
         replica_age = GaugeMetricFamily(
             "pos_replica_age_seconds",
             "Seconds since HQ last confirmed a replica (catalog, cashiers) as current.",
-            labels=[*labels, "replica"],
+            labels=["store_id", "replica"],
         )
         now = time.time()
         for name, synced_at in sorted(snapshot.replica_synced_at.items()):

@@ -78,6 +78,12 @@ def request_fingerprint(request: SaleRequest, cashier_id: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _shown(value: Any) -> str:
+    """Render a value from a request body as JSON for an error message, shortened."""
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def validate_idempotency_key(key: str | None) -> str:
     if key is None or key == "":
         raise InvalidSale(
@@ -95,7 +101,7 @@ def validate_idempotency_key(key: str | None) -> str:
 def _require_int(value: Any, field: str, minimum: int, maximum: int) -> int:
     # bool is an int subclass in Python; JSON true must not pass as qty 1.
     if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidSale(field, f"must be an integer, got {value!r}")
+        raise InvalidSale(field, f"must be an integer, got {_shown(value)}")
     if not minimum <= value <= maximum:
         raise InvalidSale(field, f"must be between {minimum} and {maximum}, got {value}")
     return value
@@ -114,7 +120,7 @@ def _parse_line(index: int, raw: Any) -> SaleLine:
     _reject_unknown_fields(raw, LINE_FIELDS, field)
     sku = raw.get("sku")
     if not isinstance(sku, str) or not IDENTIFIER_PATTERN.fullmatch(sku):
-        raise InvalidSale(f"{field}.sku", f"must be a SKU code (letters, digits, . _ -), got {sku!r}")
+        raise InvalidSale(f"{field}.sku", f"must be a SKU code (letters, digits, . _ -), got {_shown(sku)}")
     qty = _require_int(raw.get("qty"), f"{field}.qty", 1, MAX_QUANTITY)
     price = raw.get("unit_price_cents")
     if price is not None:
@@ -129,7 +135,7 @@ def _parse_payment(index: int, raw: Any) -> Payment:
     _reject_unknown_fields(raw, PAYMENT_FIELDS, field)
     method = raw.get("method")
     if method not in PAYMENT_METHODS:
-        raise InvalidSale(f"{field}.method", f"must be one of {sorted(PAYMENT_METHODS)}, got {method!r}")
+        raise InvalidSale(f"{field}.method", f"must be one of {sorted(PAYMENT_METHODS)}, got {_shown(method)}")
     amount = _require_int(raw.get("amount_cents"), f"{field}.amount_cents", 0, MAX_UNIT_PRICE_CENTS * MAX_QUANTITY)
     return Payment(method=method, amount_cents=amount)
 
@@ -142,7 +148,7 @@ def parse_sale_request(body: Any) -> SaleRequest:
 
     register_id = body.get("register_id")
     if not isinstance(register_id, str) or not IDENTIFIER_PATTERN.fullmatch(register_id):
-        raise InvalidSale("register_id", f"must be 1-64 characters from A-Z a-z 0-9 . _ -, got {register_id!r}")
+        raise InvalidSale("register_id", f"must be 1-64 characters from A-Z a-z 0-9 . _ -, got {_shown(register_id)}")
 
     raw_lines = body.get("lines")
     if not isinstance(raw_lines, list) or not raw_lines:

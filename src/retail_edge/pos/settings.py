@@ -1,8 +1,9 @@
 """Typed settings of the POS cache server and its sync agent, read from a YAML file and environment variables.
 
-Precedence, lowest first: field defaults, the YAML file (``--config`` or ``RETAIL_EDGE_POS_CONFIG``), then one
-environment variable per field named ``RETAIL_EDGE_POS_<FIELD>`` (``RETAIL_EDGE_POS_STORE_ID``). The HQ token can
-come from ``hq_token_file`` instead of ``hq_token``, so that it stays out of the process environment.
+Precedence, lowest first: field defaults, the YAML file (``--config`` or ``RETAIL_EDGE_POS_CONFIG``), one
+environment variable per field named ``RETAIL_EDGE_POS_<FIELD>`` (``RETAIL_EDGE_POS_STORE_ID``), then the
+command-line options. The HQ token can come from ``hq_token_file`` instead of ``hq_token``, so that it stays out
+of the process environment.
 """
 
 from __future__ import annotations

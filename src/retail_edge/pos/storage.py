@@ -162,7 +162,9 @@ class PosStore:
         self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode.lower() != "wal":
-            raise StorageError(f"{path}: SQLite refused WAL mode (journal_mode is {mode}); use a local filesystem")
+            raise StorageError(
+                f"{path}: SQLite could not switch to WAL mode (journal_mode is {mode}); use a local filesystem"
+            )
         self._db.execute("PRAGMA synchronous = FULL")
         self._db.execute("PRAGMA foreign_keys = ON")
         self._migrate()
@@ -214,7 +216,7 @@ class PosStore:
             try:
                 lines, total = price_sale(request, self._catalog_prices(line.sku for line in request.lines))
             except InvalidSale:
-                # A retry must get its first answer even if the catalog changed since the sale was recorded.
+                # A retry must get its first response even if the catalog changed since the sale was recorded.
                 if self._find_by_key(idempotency_key) is None:
                     raise
                 return self._replay(idempotency_key, fingerprint)
@@ -442,7 +444,7 @@ class PosStore:
         rejected: Sequence[tuple[int, str, str]],
         now: float | None = None,
     ) -> None:
-        """Record HQ's answer to a batch in one transaction and reset the failure streak.
+        """Record HQ's response to a batch in one transaction and reset the failure streak.
 
         ``acknowledged`` holds (seq, HQ status) of sales HQ applied or already had; they leave the queue.
         ``rejected`` holds (seq, HQ status, reason) of sales HQ will never accept; they leave the queue but stay

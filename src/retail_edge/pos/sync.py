@@ -4,7 +4,7 @@ It runs as its own process (``retail-edge-pos-sync``) next to the POS server and
 so a crash or restart of either leaves the other running.
 
 Exactly-once delivery: batches leave in outbox order, one at a time. Each sale carries its sale id as idempotency
-key, and outbox rows are marked synced only after HQ answered for the whole batch. A crash between HQ applying a
+key, and outbox rows are marked synced only after HQ responded for the whole batch. A crash between HQ applying a
 batch and the agent recording that answer makes the agent resend the batch after restart; HQ answers
 "duplicate" for those keys and applies nothing twice. So every sale reaches HQ once and in commit order. The
 exception is a sale HQ rejects for good (a conflict, or a sale HQ calls invalid): it is parked as ``rejected``
@@ -20,12 +20,12 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from retail_edge.pos.dbthread import DatabaseThread
 from retail_edge.pos.hq_client import HqClient, HqRejected, HqUnavailable
 from retail_edge.pos.metrics import OutboxCollector, read_snapshot
 from retail_edge.pos.replicas import ReplicaInvalid, parse_cashiers, parse_catalog
@@ -115,15 +115,14 @@ class SyncAgent:
         self.registry.register(OutboxCollector(functools.partial(read_snapshot, store), settings.store_id))
         self.stopping = asyncio.Event()
         self._clock = clock
-        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pos-sync-db")
+        self._db_thread = DatabaseThread("pos-sync-db")
         self._last_prune = 0.0
 
     async def db(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._db_thread, functools.partial(function, *args, **kwargs))
+        return await self._db_thread.call(function, *args, **kwargs)
 
     def close(self) -> None:
-        self._db_thread.shutdown(wait=True)
+        self._db_thread.close()
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake up at once when the agent is asked to stop."""
@@ -133,7 +132,7 @@ class SyncAgent:
     # Push ----------------------------------------------------------------------------------------------
 
     async def push_batch(self) -> int:
-        """Send the oldest pending sales as one batch and record HQ's answer; return how many left the queue."""
+        """Send the oldest pending sales as one batch and record HQ's response; return how many left the queue."""
         entries = await self.db(self.store.pending_batch, self.settings.sync_batch_size)
         if not entries:
             return 0
@@ -197,12 +196,12 @@ class SyncAgent:
             elif status == "conflict":
                 self.metrics.sales.labels("conflict").inc()
                 log.error(
-                    "HQ holds other content under this sale id; the sale is parked in the outbox as rejected",
+                    "HQ has other content under this sale id; the sale is parked in the outbox as rejected",
                     extra={"store_id": self.store_id, "sale_id": entry.sale_id, "seq": entry.seq},
                 )
-                rejected.append((entry.seq, "conflict", "HQ holds a different sale under the same idempotency key"))
+                rejected.append((entry.seq, "conflict", "HQ has a different sale under the same idempotency key"))
             else:
-                raise HqUnavailable("protocol", f"HQ's answer has status {status!r} for sale {entry.sale_id}")
+                raise HqUnavailable("protocol", f"HQ's response has status {status!r} for sale {entry.sale_id}")
         return acknowledged, rejected
 
     async def push_loop(self) -> None:
