@@ -1,3 +1,3 @@
-"""Fixtures shared across test areas."""
+"""Fixture plugins shared by several test areas."""
 
-pytest_plugins = ["tests.fixtures_pve"]
+pytest_plugins = ["tests.fixtures_pve", "tests.fixtures_hq", "tests.fixtures_pos"]
