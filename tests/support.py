@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -58,12 +59,10 @@ def run_playbook(
     expect_rc: int | None = 0,
     timeout: float = 600,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ansible-playbook and return the finished process; fail the test on an unexpected exit code.
+    """Run ansible-playbook and return the finished process, failing the test on an unexpected exit code.
 
     extra_vars travel as JSON so that types (ints, lists, dicts) survive.
     """
-    import json
-
     cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(playbook), *args]
     if extra_vars:
         cmd += ["-e", json.dumps(dict(extra_vars))]
@@ -79,7 +78,7 @@ def run_playbook(
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port that was free on host when asked (the usual small race applies)."""
+    """Return a TCP port that was free on host when checked; another process may take it before the caller binds."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
