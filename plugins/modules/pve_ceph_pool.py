@@ -34,7 +34,7 @@ attributes:
   check_mode:
     support: full
     details:
-      - Check mode reads what a real run reads and reports the same RV(changed), RV(changed_keys) and diff.
+      - Check mode reads what a real run reads and reports the same C(changed), RV(changed_keys) and diff.
         For a new pool it predicts PVE's defaults (size 3, min_size 2, pg_num 128, application rbd,
         autoscale mode warn) for the options not given.
   diff_mode:
