@@ -117,8 +117,9 @@ mon cluster log file = {root}/log/cluster.log
 crash dir = {root}/crash
 log to stderr = false
 err to stderr = true
+# New pools get one replica, which is all a single OSD can hold. min_size keeps Ceph's default, so a
+# size change resets it to size - size/2 as on a production cluster.
 osd pool default size = 1
-osd pool default min size = 1
 osd crush chooseleaf type = 0
 mon max pg per osd = 1000
 mon warn on pool no redundancy = false
