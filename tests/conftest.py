@@ -1,3 +1,3 @@
-"""Fixtures shared across test areas, registered as plugins so every test directory sees them."""
+"""Fixtures shared across test areas."""
 
-pytest_plugins = ["tests.fixtures_ceph"]
+pytest_plugins = ["tests.fixtures_pve", "tests.fixtures_ceph"]
