@@ -5,7 +5,7 @@ messages, and writes that return a UPID and run as a task (`cephcreatepool`, `ce
 `cephdestroypool`) whose log shows what Ceph did. `add_storages` registers an RBD storage in the
 double's storage list, so `GET /storage` shows it and containers can put their volumes on it.
 
-The cluster is the one named by the lab config (`ceph: {conf: PATH}`, see `ceph_settings`). Without it
+The cluster is the one named by the lab config (`extension_settings: {ceph: {conf: PATH}}`). Without it
 every route fails as PVE does on a node without Ceph: "pveceph configuration not initialized".
 """
 
@@ -20,7 +20,7 @@ from lab.ceph.errors import CephCommandError, LabCephError
 from lab.ceph.pools import CephPools
 from lab.pve import lxcconf
 from lab.pve.app import Request, fail
-from lab.pve.config import GIB, Storage
+from lab.pve.config import GIB, ConfigError, Storage
 from lab.pve.formats import STORAGE_ID_RE, parse_size
 from lab.pve.schema import Prop, PropertyFormat, parse_property_string, schema
 from lab.pve.tasks import TaskContext, TaskError
@@ -101,13 +101,21 @@ class CephSettings:
 
 
 def ceph_settings(app: PveApp) -> CephSettings | None:
-    """Return the `ceph` section of the lab config, or None when the lab has no Ceph."""
-    raw = getattr(app.config, "ceph", None)
+    """Return the `ceph` extension settings of the lab config, or None when the lab has no Ceph."""
+    raw = app.config.extension_settings.get("ceph")
     if not raw:
         return None
-    if isinstance(raw, CephSettings):
-        return raw
-    return CephSettings(conf=str(raw["conf"]), user=str(raw.get("user", "client.admin")), keyring=raw.get("keyring"))
+    unknown = set(raw) - {"conf", "user", "keyring"}
+    if unknown or "conf" not in raw:
+        raise ConfigError(
+            f"extension_settings.ceph needs 'conf' (a ceph.conf path) and takes 'user' and 'keyring'; got {sorted(raw)}"
+        )
+    keyring = raw.get("keyring")
+    return CephSettings(
+        conf=str(raw["conf"]),
+        user=str(raw.get("user", "client.admin")),
+        keyring=None if keyring is None else str(keyring),
+    )
 
 
 def register(app: PveApp) -> None:
