@@ -1,16 +1,19 @@
 """Fixtures that run the real lab Ceph cluster (lab/ceph) for the tests that need one.
 
-The cluster starts once per test session (about 5 s) and is stopped by pid at the end. Tests that
-need a fresh cluster of their own start one in their tmp_path and stop it themselves.
+The cluster starts once per test session (about 5 s on 2 cores) and is stopped by pid at the end.
+Tests that need a fresh cluster of their own start one in their tmp_path and stop it themselves.
+`pve_ceph_double` is a PVE double whose pool routes act on that cluster.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 
 import pytest
 
 from lab.ceph import CephPools, LabCeph
+from lab.pve.testing import DEFAULT_LAB_CONFIG, PveDouble
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +33,13 @@ def ceph_pools(lab_ceph: LabCeph) -> Iterator[CephPools]:
     pools = CephPools(str(lab_ceph.conf))
     yield pools
     pools.close()
+
+
+@pytest.fixture(scope="module")
+def pve_ceph_double(lab_ceph: LabCeph, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PveDouble]:
+    """A PVE double whose Ceph routes act on the session's lab cluster, shared by one test module."""
+    config = copy.deepcopy(DEFAULT_LAB_CONFIG)
+    config["extension_settings"] = {"ceph": {"conf": str(lab_ceph.conf)}}
+    double = PveDouble(tmp_path_factory.mktemp("pve-ceph"), config).start()
+    yield double
+    double.stop()

@@ -6,7 +6,7 @@ Everything the cluster owns lives under one directory:
     DIR/ceph.client.admin.keyring   client.admin key, for `ceph -c DIR/ceph.conf` and librados
     DIR/lab.json                    fsid, ports and OSD uuid chosen at bootstrap
     DIR/{mon,mgr,osd}/ceph-<id>/    daemon data (the OSD's memstore is dumped here on a clean stop)
-    DIR/run/                        pid files and admin sockets
+    DIR/run/                        pid files and admin sockets (daemons: ceph-<name>.asok)
     DIR/log/                        daemon logs
 
 Daemons are started with their usual daemonizing fork and found again through their pid files. A pid is
@@ -111,7 +111,6 @@ auth client required = cephx
 auth allow insecure global id reclaim = false
 run dir = {run_dir}
 pid file = {run_dir}/$name.pid
-admin socket = {run_dir}/$name.asok
 log file = {root}/log/$name.log
 mon cluster log file = {root}/log/cluster.log
 crash dir = {root}/crash
@@ -136,6 +135,9 @@ mgr initial modules = iostat nfs
 
 [mon]
 mon data = {root}/mon/$cluster-$id
+# Erasure coded RBD pools need allow_ec_overwrites, which Ceph grants only on bluestore OSDs unless this
+# debug switch (made for Ceph's own memstore tests) is on.
+mon debug no require bluestore for ec overwrites = true
 keyring = {root}/mon/$cluster-$id/keyring
 
 [mgr]

@@ -177,7 +177,7 @@ class CephPoolRoutes:
 
     def pool_status(self, request: Request) -> dict[str, Any]:
         params = request.params
-        return self._read(params["node"], lambda pools: pool_status(pools, params["name"], bool(params["verbose"])))
+        return self._read(params["node"], lambda pools: pool_status(pools, params["name"], bool(params.get("verbose", 0))))
 
     def list_rules(self, request: Request) -> list[dict[str, str]]:
         rules = self._read(request.params["node"], CephPools.crush_rules)
@@ -266,12 +266,15 @@ class CephPoolRoutes:
     def destroy_pool(self, request: Request) -> str:
         params = request.params
         node, name = params["node"], params["name"]
+        force = bool(params.get("force", 0))
+        remove_storages = bool(params.get("remove_storages", 0))
+        remove_profile = bool(params.get("remove_ecprofile", 1))
         self.app.require_node(node)
         pools = self.pools()
 
         def work(task: TaskContext) -> None:
             storages = self.storages_on(name)
-            if not params["force"]:
+            if not force:
                 for storage_id in sorted(storages):
                     task.log(f"checking storage '{storage_id}' for RBD images..")
                     storage = self.app.storages.get(storage_id)
@@ -281,8 +284,8 @@ class CephPoolRoutes:
             ceph_call(pools.delete, name)
             profile = properties.get("erasure_code_profile")
             if profile:
-                remove_erasure_leftovers(task, pools, properties, remove_profile=bool(params["remove_ecprofile"]))
-            if params["remove_storages"]:
+                remove_erasure_leftovers(task, pools, properties, remove_profile=remove_profile)
+            if remove_storages:
                 for storage_id in sorted(storages):
                     self.remove_storage(storage_id)
 
