@@ -93,7 +93,7 @@ STATUS_SCHEMA = schema({"node": lxcconf.NODE, "name": Prop(optional=False), "ver
 
 @dataclass(frozen=True)
 class CephSettings:
-    """How the double reaches the cluster: a ceph.conf and the cephx identity (keyring from the conf if unset)."""
+    """Connection settings of the cluster: its ceph.conf and the cephx identity (keyring from the conf if unset)."""
 
     conf: str
     user: str = "client.admin"
@@ -156,7 +156,7 @@ class CephPoolRoutes:
             return self._pools
 
     def _read(self, node: str, action: Any) -> Any:
-        """Run a read against Ceph for a synchronous route; Ceph's errors become PVE's HTTP 500 answers."""
+        """Run a read against Ceph for a synchronous route; Ceph's errors become HTTP 500 errors worded as PVE's."""
         self.app.require_node(node)
         pools = self.pools()
         try:
@@ -177,7 +177,8 @@ class CephPoolRoutes:
 
     def pool_status(self, request: Request) -> dict[str, Any]:
         params = request.params
-        return self._read(params["node"], lambda pools: pool_status(pools, params["name"], bool(params.get("verbose", 0))))
+        verbose = bool(params.get("verbose", 0))
+        return self._read(params["node"], lambda pools: pool_status(pools, params["name"], verbose))
 
     def list_rules(self, request: Request) -> list[dict[str, str]]:
         rules = self._read(request.params["node"], CephPools.crush_rules)
@@ -412,7 +413,7 @@ def apply_setting(pools: CephPools, pool: str, key: str, value: Any) -> str:
 
 
 def ceph_text(value: Any) -> str:
-    """Render a value the way PVE's string comparison sees it (Perl's `eq`): 0.5 as 0.5, true as 1."""
+    """Render a value as PVE's string comparison (Perl's `eq`) compares it: 0.5 as 0.5, true as 1."""
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, float) and value.is_integer():

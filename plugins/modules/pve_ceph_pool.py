@@ -275,7 +275,7 @@ TARGET_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)([KMGT])?$")
 UNIT_BYTES = {None: 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 RATIO_TOLERANCE = 1e-9
 
-# What PVE fills in when a new pool leaves these out (PVE::API2::Ceph::Pool createpool).
+# PVE's values for settings that a new pool leaves out (PVE::API2::Ceph::Pool createpool).
 CREATE_DEFAULTS = {"size": 3, "min_size": 2, "pg_num": 128, "application": "rbd", "pg_autoscale_mode": "warn"}
 # Settings of an erasure coded pool that PVE applies to its metadata pool; the rest go to the data pool.
 METADATA_POOL_KEYS = ("size", "min_size", "crush_rule")
@@ -369,12 +369,12 @@ def pool_view(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def same_value(key: str, current: Any, wanted: Any) -> bool:
+def same_value(key: str, current: Any, declared: Any) -> bool:
     if key == "target_size_ratio":
-        return abs(float(current or 0.0) - float(wanted)) < RATIO_TOLERANCE
+        return abs(float(current or 0.0) - float(declared)) < RATIO_TOLERANCE
     if key == "application" and isinstance(current, list):
-        return wanted in current
-    return current == wanted
+        return declared in current
+    return current == declared
 
 
 def put_value(key: str, value: Any) -> Any:
@@ -392,7 +392,7 @@ class PoolManager:
         self.client = client
         self.params = module.params
         self.name: str = self.params["name"]
-        self.wanted = declared_settings(self.params)
+        self.declared = declared_settings(self.params)
         self.node = self.params["node"] or self._pick_node()
         self.upids: list[str] = []
         self.warnings: list[str] = []
@@ -443,7 +443,7 @@ class PoolManager:
         self.check_unchangeable(found)
         current = self.current_view(found)
         changes = self.changes(current)
-        keys = [*self.wanted, *(key for key in changes if key not in self.wanted)]
+        keys = [*self.declared, *(key for key in changes if key not in self.declared)]
         before = {key: current.get(key) for key in keys}
         after = {**before, **changes}
         if changes and not self.module.check_mode:
@@ -461,7 +461,7 @@ class PoolManager:
         return self.result(before, {}, found)
 
     def run_create(self) -> dict[str, Any]:
-        after = {**CREATE_DEFAULTS, **self.wanted}
+        after = {**CREATE_DEFAULTS, **self.declared}
         found: dict[str, dict[str, Any]] = {}
         if not self.module.check_mode:
             self.create()
@@ -479,30 +479,30 @@ class PoolManager:
                 "convert it to erasure coding; create a new pool with erasure_coding and move the data, or "
                 "drop erasure_coding from the declaration"
             )
-        wanted_application = self.wanted.get("application")
+        declared_application = self.declared.get("application")
         current = self.current_view(found)["application"]
-        if wanted_application and current and not same_value("application", current, wanted_application):
+        if declared_application and current and not same_value("application", current, declared_application):
             raise PveError(
                 f"pool {self.name!r} already has application {current!r} and Ceph keeps an application once "
-                f"enabled, so application {wanted_application!r} cannot be set; declare application: {current} "
+                f"enabled, so application {declared_application!r} cannot be set; declare application: {current} "
                 "or create a new pool"
             )
 
     def changes(self, current: dict[str, Any]) -> dict[str, Any]:
         """Return the declared settings that differ from the pool, with the value each will have afterwards."""
-        changes = {key: value for key, value in self.wanted.items() if not same_value(key, current.get(key), value)}
-        autoscale = self.wanted.get("pg_autoscale_mode", current.get("pg_autoscale_mode"))
+        changes = {key: value for key, value in self.declared.items() if not same_value(key, current.get(key), value)}
+        autoscale = self.declared.get("pg_autoscale_mode", current.get("pg_autoscale_mode"))
         if "pg_num" in changes and autoscale == "on" and not self.params["pin_pg_num"]:
             del changes["pg_num"]
             self.warnings.append(
-                f"pg_num {self.wanted['pg_num']} is not applied to pool {self.name!r} because its PG autoscaler "
+                f"pg_num {self.declared['pg_num']} is not applied to pool {self.name!r} because its PG autoscaler "
                 f"is on and keeps pg_num at {current.get('pg_num')}; set pin_pg_num: true to apply it anyway, or "
                 "pg_autoscale_mode: warn to let the declaration own pg_num"
             )
         if "size" in changes:
             # Ceph resets min_size on every size change, so the value it must end at is fixed here: the
             # declared one, or else the old one as long as it fits the new size.
-            self.min_size_after = self.wanted.get("min_size", min(current["min_size"], changes["size"]))
+            self.min_size_after = self.declared.get("min_size", min(current["min_size"], changes["size"]))
             if self.min_size_after != current["min_size"]:
                 changes["min_size"] = self.min_size_after
         return changes
@@ -511,7 +511,7 @@ class PoolManager:
 
     def create(self) -> None:
         params: dict[str, Any] = {"name": self.name}
-        params.update({key: put_value(key, value) for key, value in self.wanted.items()})
+        params.update({key: put_value(key, value) for key, value in self.declared.items()})
         erasure = self.params["erasure_coding"]
         if erasure:
             params["erasure-coding"] = erasure_coding_string(erasure)

@@ -17,7 +17,7 @@ import yaml
 
 from lab.ceph import CephPools, LabCeph
 from lab.pve.testing import PveDouble
-from tests.support import run_playbook
+from tests.support import ROOT, run_playbook
 
 GIB = 1024**3
 
@@ -234,23 +234,25 @@ def test_absent_removes_pool(play, lab_ceph, ceph_pools, cleanup):
 
 
 def test_invalid_options_fail_before_api(play, pve_ceph_double):
-    cases = {
-        "slash in name": (
+    cases = [
+        (
+            "slash in name",
             {"name": "ct/volumes"},
             "name 'ct/volumes' is invalid: a Ceph pool name in PVE must not contain ':', '/' or white space",
         ),
-        "size 9": ({"name": "case-invalid", "size": 9}, "size 9 is out of range: PVE accepts 1 to 7"),
-        "application nfs": (
+        ("size 9", {"name": "case-invalid", "size": 9}, "size 9 is out of range: PVE accepts 1 to 7"),
+        (
+            "application nfs",
             {"name": "case-invalid", "application": "nfs"},
             "value of application must be one of: rbd, cephfs, rgw, got: nfs",
         ),
-    }
+    ]
     pve_ceph_double.reset_stats()
-    results = play(*({**pool_task(title, **options), "ignore_errors": True} for title, (options, _) in cases.items()))
+    results = play(*({**pool_task(title, **options), "ignore_errors": True} for title, options, message in cases))
 
-    for title, (_, message) in cases.items():
-        assert results[title]["failed"] is True, title
-        assert message in results[title]["msg"], title
+    for title, options, message in cases:
+        assert results[title]["failed"] is True, options
+        assert message in results[title]["msg"], options
     assert pve_ceph_double.stats()["requests"] == 0
 
 
@@ -363,3 +365,42 @@ def test_role_two_nodes_warns_and_sizes_two(play, pve_ceph_double):
     for item in declared:
         assert item["diff"]["after"]["size"] == 2
         assert item["diff"]["after"]["min_size"] == 1
+
+
+def test_playbook_plans_store_pools(pve_ceph_double, tmp_path):
+    inventory = tmp_path / "lab.stores.yml"
+    store = {
+        "id": "lab1",
+        "region": "lab",
+        "format": "supermarket",
+        "wave": "canary",
+        "subnet": "198.51.100.0/24",
+        "nodes": ["pve1"],
+        "pve_api_host": pve_ceph_double.host,
+        "pve_api_port": pve_ceph_double.port,
+    }
+    inventory.write_text(yaml.safe_dump({"plugin": "retail.edge.stores", "stores": [store]}))
+    [(token_id, secret)] = [item for item in pve_ceph_double.tokens.items() if item[0] == "root@pam!automation"]
+    proc = run_playbook(
+        ROOT / "playbooks" / "ceph_pools.yml",
+        "--check",
+        "--diff",
+        inventory=inventory,
+        extra_vars={
+            "ansible_python_interpreter": sys.executable,
+            "retail_edge_pve_api_user": "root@pam",
+            "retail_edge_pve_api_token_id": token_id,
+        },
+        env={
+            "PROXMOX_TOKEN_SECRET": secret,
+            "PROXMOX_CA_PATH": str(pve_ceph_double.ca_file),
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+        },
+        timeout=300,
+    )
+    report = json.loads(proc.stdout[proc.stdout.index("{") :])
+    tasks = {task["task"]["name"].split(" : ")[-1]: task["hosts"] for task in report["plays"][0]["tasks"]}
+    declared = tasks["Declare the store's Ceph pools"]["pve1"]["results"]
+    assert [item["item"]["name"] for item in declared] == ["ct-volumes", "asset-cache", "promise-queue"]
+    assert all(item["changed"] for item in declared)
+    assert all(item["diff"]["after"]["size"] == 1 for item in declared)
