@@ -53,6 +53,7 @@ _TOKEN_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.\-_]+$")
 _UPID_RE = re.compile(r"^UPID:([^:]+):[0-9A-Fa-f]+:[0-9A-Fa-f]+:[0-9A-Fa-f]+:([^:]*):([^:]*):([^:]*):")
 
 TASK_LOG_LINES = 10
+TASK_POLL_MAX_S = 0.5
 
 
 class PveError(Exception):
@@ -256,8 +257,8 @@ class PveClient:
     def wait_for_task(self, upid: str, timeout: float, *, option: str = "timeout") -> dict[str, Any]:
         """Wait until a task stops and return its status; raise at once when it failed.
 
-        Polls GET nodes/{node}/tasks/{upid}/status, first every 0.1 s and backing off to 1 s, so
-        a failure surfaces within about a second of the task ending.  option names the module
+        Polls GET nodes/{node}/tasks/{upid}/status, first every 0.1 s and backing off to 0.5 s, so
+        a failure surfaces within about half a second of the task ending.  option names the module
         option that sets timeout, for the message when the wait runs out.
         """
         node = upid_node(upid)
@@ -282,7 +283,7 @@ class PveClient:
                     upid,
                 )
             time.sleep(min(delay, remaining))
-            delay = min(delay * 2, 1.0)
+            delay = min(delay * 2, TASK_POLL_MAX_S)
 
     def task_log_tail(self, upid: str, lines: int = TASK_LOG_LINES) -> list[str]:
         """Return the last lines of a task log (up to the first 1000 lines are read)."""
@@ -296,10 +297,21 @@ class PveClient:
         ordered = sorted(entries or [], key=lambda entry: int(entry.get("n", 0)))
         return [str(entry.get("t", "")) for entry in ordered][-lines:]
 
-    def run_task(self, method: str, path: str, timeout: float, *, option: str = "timeout", **params: Any) -> str | None:
-        """Send a request that may start a task, wait for the task and return its UPID (None if synchronous)."""
-        result = self.request(method, path, **params)
+    def run_task(
+        self,
+        method: str,
+        path: str,
+        wait: float,
+        params: Mapping[str, Any] | None = None,
+        *,
+        option: str = "timeout",
+    ) -> str | None:
+        """Send a request that may start a task, wait up to wait seconds for it and return its UPID.
+
+        Returns None when PVE answered synchronously (no UPID).
+        """
+        result = self.request(method, path, **dict(params or {}))
         if isinstance(result, str) and result.startswith("UPID:"):
-            self.wait_for_task(result, timeout, option=option)
+            self.wait_for_task(result, wait, option=option)
             return result
         return None

@@ -28,6 +28,7 @@ __all__ = [
     "ConfigError",
     "Plan",
     "Volume",
+    "as_returned",
     "config_key",
     "format_size",
     "parse_bool",
@@ -992,12 +993,23 @@ def plan_update(
     return plan
 
 
+def as_returned(name: str, text: str) -> Any:
+    """Return a formatted value typed as GET .../config returns it: numbers and booleans as numbers."""
+    key = config_key(name)
+    if not isinstance(key, ScalarKey) or key.spec.kind not in ("int", "number", "bool"):
+        return text
+    if key.spec.kind == "number":
+        number = float(text)
+        return int(number) if number == int(number) else number
+    return int(text)
+
+
 def predict_config(current_raw: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
     """Return the configuration as it will read after plan is applied (sizes of grown disks included)."""
     after = {name: value for name, value in current_raw.items() if name != "digest"}
     for name in plan.delete:
         after.pop(name, None)
-    after.update(plan.set)
+    after.update({name: as_returned(name, text) for name, text in plan.set.items()})
     for resize in plan.resize:
         key = require_key(resize.disk)
         values = key.parse(after[resize.disk], resize.disk, strict=False)

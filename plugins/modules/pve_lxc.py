@@ -139,10 +139,10 @@ options:
       - "Network interfaces, as a dict from C(net0)...C(net31) to a PVE property string or a dict of its
         keys, such as C({net0: 'name=eth0,bridge=vmbr0,ip=198.51.100.10/24,gw=198.51.100.1'})."
       - C(hwaddr) and C(type) are compared only when declared, because PVE fills them in itself.
-      - "Valid form: C(name=<string> [,bridge=<bridge>] [,firewall=<1|0>] [,gw=<GatewayIPv4>]
-        [,gw6=<GatewayIPv6>] [,host-managed=<1|0>] [,hwaddr=<XX:XX:XX:XX:XX:XX>]
+      - "Valid form, as C(pct config) prints it: name=<string> [,bridge=<bridge>] [,firewall=<1|0>]
+        [,gw=<GatewayIPv4>] [,gw6=<GatewayIPv6>] [,host-managed=<1|0>] [,hwaddr=<XX:XX:XX:XX:XX:XX>]
         [,ip=<(IPv4/CIDR|dhcp|manual)>] [,ip6=<(IPv6/CIDR|auto|dhcp|manual)>] [,link_down=<1|0>]
-        [,mtu=<integer>] [,rate=<mbps>] [,tag=<integer>] [,trunks=<vlanid[;vlanid...]>] [,type=<veth>])."
+        [,mtu=<integer>] [,rate=<mbps>] [,tag=<integer>] [,trunks=<vlanid[;vlanid...]>] [,type=<veth>]"
     type: dict
     aliases: [net]
   mounts:
@@ -411,6 +411,11 @@ api_calls:
   returned: success
   type: int
   sample: 3
+failed_task:
+  description: UPID of the PVE task that failed or timed out, when that is why the module failed.
+  returned: failure
+  type: str
+  sample: "UPID:pve1:000A1B2C:0012D3E4:6630A1B2:vzcreate:201:root@pam:"
 """
 
 import re
@@ -425,10 +430,13 @@ from ansible_collections.retail.edge.plugins.module_utils._pve import (
     PVE_AUTH_SPEC,
     PveClient,
     PveError,
+    PveTaskError,
+    PveTaskTimeout,
 )
 from ansible_collections.retail.edge.plugins.module_utils._pve_lxc_config import (
     ConfigError,
     Plan,
+    as_returned,
     Volume,
     format_gib,
     indexed_key_limit,
@@ -705,7 +713,7 @@ class LxcManager:
         return f"nodes/{self.node}/lxc/{self.vmid}{suffix}"
 
     def _task(self, method: str, suffix: str, **params: Any) -> None:
-        upid = self.client.run_task(method, self._path(suffix), self.params["timeout"], **params)
+        upid = self.client.run_task(method, self._path(suffix), self.params["timeout"], params)
         if upid:
             self.tasks.append(upid)
 
@@ -777,7 +785,7 @@ class LxcManager:
         if self.params["ssh_public_keys"]:
             request["ssh-public-keys"] = "\n".join(self.params["ssh_public_keys"]) + "\n"
 
-        after = dict(sorted(config.items()))
+        after = {name: as_returned(name, text) for name, text in sorted(config.items())}
         if self.params["password"] is not None:
             after["password"] = MASK
         self._record_change({}, after, sorted(config))
@@ -786,10 +794,10 @@ class LxcManager:
         if self.check_mode:
             self.config = after
             return
-        upid = self.client.run_task("POST", f"nodes/{self.node}/lxc", self.params["timeout"], **request)
+        upid = self.client.run_task("POST", f"nodes/{self.node}/lxc", self.params["timeout"], request)
         if upid:
             self.tasks.append(upid)
-        self.config = self.client.get(self._path("/config"))
+        self.config = self._read_config()
 
     def _creation_node(self) -> str:
         if not self.decl.node:
@@ -832,13 +840,13 @@ class LxcManager:
             "target": self.node if self.node != source_node else None,
         }
         upid = self.client.run_task(
-            "POST", f"nodes/{source_node}/lxc/{source_id}/clone", self.params["timeout"], **request
+            "POST", f"nodes/{source_node}/lxc/{source_id}/clone", self.params["timeout"], request
         )
         if upid:
             self.tasks.append(upid)
         current = self.client.get(self._path("/config"))
         self._apply(self._plan(current), current)
-        self.config = self.client.get(self._path("/config"))
+        self.config = self._read_config()
 
     # --- reconcile an existing container ----------------------------------------------------
 
@@ -884,7 +892,7 @@ class LxcManager:
             return
 
         self._apply(plan, current)
-        self.config = self.client.get(self._path("/config")) if not plan.empty else current
+        self.config = self._read_config() if not plan.empty else before
         if self.status == "running":
             self.pending_keys = self._read_pending()
 
@@ -899,6 +907,10 @@ class LxcManager:
             )
         for resize in plan.resize:
             self._task("PUT", "/resize", disk=resize.disk, size=resize.size_text)
+
+    def _read_config(self) -> dict[str, Any]:
+        config = self.client.get(self._path("/config"))
+        return {key: value for key, value in config.items() if key != "digest"}
 
     def _read_pending(self) -> list[str]:
         pending = []
@@ -940,7 +952,7 @@ class LxcManager:
                 self.config = {**self.config, "template": 1}
             else:
                 self._task("POST", "/template")
-                self.config = self.client.get(self._path("/config"))
+                self.config = self._read_config()
 
     def _power(self, suffix: str, message: str, status: str) -> None:
         self.changed = True
@@ -1007,6 +1019,8 @@ def main() -> None:
         partial = manager.result() if manager is not None else {}
         partial.pop("msg", None)
         partial.pop("changed", None)
+        if isinstance(exc, PveTaskError | PveTaskTimeout):
+            partial["failed_task"] = exc.upid
         module.fail_json(msg=str(exc), changed=bool(manager and manager.tasks), **partial)
     module.exit_json(**result)
 
