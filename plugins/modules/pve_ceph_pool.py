@@ -554,7 +554,7 @@ class PoolManager:
             self._task("DELETE", f"nodes/{self.node}/ceph/pool/{pool_name}", params)
 
     def _task(self, method: str, path: str, params: dict[str, Any]) -> None:
-        upid = self.client.run_task(method, path, self.params["timeout"], **params)
+        upid = self.client.run_task(method, path, self.params["timeout"], params)
         if upid:
             self.upids.append(upid)
 

@@ -52,7 +52,8 @@ class FakePve:
         assert path.endswith("/ceph/pool")
         return [dict(pool) for pool in self.pools.values()]
 
-    def run_task(self, method: str, path: str, _timeout: float, **params: Any) -> str:
+    def run_task(self, method: str, path: str, _wait: float, params: dict[str, Any] | None = None) -> str:
+        params = dict(params or {})
         self.calls.append((method, path, params))
         name = path.rsplit("/", 1)[1]
         if method == "DELETE":
