@@ -41,7 +41,8 @@ attributes:
     support: full
     details:
       - The diff shows the pool settings that the declaration manages, before and after, with
-        C(target_size) in bytes.
+        C(target_size) in bytes. C(pg_num) is the value the pool is set to; while placement groups split or
+        merge, Ceph moves the actual count there step by step.
 options:
   name:
     description:
@@ -353,13 +354,15 @@ def pool_view(entry: dict[str, Any]) -> dict[str, Any]:
     """Return the settings of one entry of PVE's pool list in the module's terms.
 
     Unset target hints read as 0, the value that removes them. `application` is the enabled application,
-    or a sorted list when Ceph has several.
+    or a sorted list when Ceph has several. `pg_num` is the value the pool is set to: while PGs split or
+    merge, Ceph moves the pool's actual pg_num there step by step, and the autoscaler status names it.
     """
     applications = sorted(entry.get("application_metadata") or {})
+    autoscale = entry.get("autoscale_status") or {}
     return {
         "size": entry.get("size"),
         "min_size": entry.get("min_size"),
-        "pg_num": entry.get("pg_num"),
+        "pg_num": autoscale.get("pg_num_target", entry.get("pg_num")),
         "pg_num_min": entry.get("pg_num_min"),
         "pg_autoscale_mode": entry.get("pg_autoscale_mode"),
         "application": applications[0] if len(applications) == 1 else (applications or None),

@@ -244,3 +244,11 @@ def test_absent_twice():
     assert first["diff"]["after"] == {}
     assert second["changed"] is False
     assert second["changed_keys"] == []
+
+
+def test_pg_num_compared_with_target_while_merging():
+    merging = entry("ct-volumes", pg_num=31, autoscale_status={"pg_num_target": 16}, pg_autoscale_mode="off")
+    pve = FakePve([merging])
+    result = manager(pve, pg_num=16).run()
+    assert result["changed"] is False
+    assert result["diff"]["after"]["pg_num"] == 16
