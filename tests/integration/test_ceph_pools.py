@@ -17,6 +17,7 @@ import yaml
 
 from lab.ceph import CephPools, LabCeph
 from lab.pve.testing import PveDouble
+from tests.fixtures_ceph import official_schema
 from tests.support import ROOT, run_playbook
 
 GIB = 1024**3
@@ -404,3 +405,19 @@ def test_playbook_plans_store_pools(pve_ceph_double, tmp_path):
     assert [item["item"]["name"] for item in declared] == ["ct-volumes", "asset-cache", "promise-queue"]
     assert all(item["changed"] for item in declared)
     assert all(item["diff"]["after"]["size"] == 1 for item in declared)
+
+
+def test_list_and_status_fields_match_schema(pve_ceph_double):
+    schema = official_schema()
+    list_fields = set(schema["/nodes/{node}/ceph/pool"]["GET"]["returns"]["items"]["properties"])
+    status_fields = set(schema["/nodes/{node}/ceph/pool/{name}/status"]["GET"]["returns"]["properties"])
+
+    pools = pve_ceph_double.api("GET", "/nodes/pve1/ceph/pool")
+    assert pools, "the lab cluster always has the device_health_metrics pool"
+    for pool in pools:
+        assert set(pool) <= list_fields, set(pool) - list_fields
+        assert {"pool", "pool_name", "size", "min_size", "pg_num", "crush_rule", "type"} <= set(pool)
+
+    status = pve_ceph_double.api("GET", f"/nodes/pve1/ceph/pool/{pools[0]['pool_name']}/status", verbose=1)
+    assert set(status) <= status_fields, set(status) - status_fields
+    assert {"id", "name", "size", "min_size", "pg_num", "crush_rule", "application_list"} <= set(status)
