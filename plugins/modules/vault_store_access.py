@@ -278,8 +278,10 @@ class StoreAccess:
             return None
         data = (response or {}).get("data") or {}
         role = {name: data.get(name) for name in MANAGED_ROLE_FIELDS}
-        for name in ("token_policies", "secret_id_bound_cidrs", "token_bound_cidrs"):
-            role[name] = sorted(role[name] or [])
+        role["token_policies"] = sorted(role["token_policies"] or [])
+        # Vault reports a single-host token_bound_cidrs entry without its /32.
+        for name in ("secret_id_bound_cidrs", "token_bound_cidrs"):
+            role[name] = normalize_cidrs(role[name] or [])
         return role
 
     def role_id(self) -> str | None:

@@ -9,51 +9,58 @@ from typing import Any
 import yaml
 
 from tests.fixtures_vault import OpenBaoServer
-from tests.support import VENV_BIN, run_playbook
+from tests.support import ROOT, VENV_BIN, run_playbook
 
 PLAYBOOKS = Path(__file__).parent / "vault_playbooks"
 TEST_ROLES = PLAYBOOKS / "roles"
+ROTATE_PLAYBOOK = ROOT / "playbooks" / "rotate_secrets.yml"
 
-
-# Workload catalog for tests that need only the POS: one AppRole and one secret per store keeps runs short.
-POS_ONLY_WORKLOADS = [{"name": "pos", "secrets": [{"name": "hq_sync", "fields": ["api_key", "hmac_key"]}]}]
+# Workload catalog for tests that need only the POS cache: one AppRole and one secret per store
+# keeps the runs short.
+POS_ONLY_WORKLOADS = [{"name": "pos_cache", "secrets": [{"name": "hq", "fields": ["token", "hmac_key"]}]}]
+POS_ONLY = {"vault_store_bootstrap_workloads": POS_ONLY_WORKLOADS}
 
 
 def unique_store(prefix: str) -> str:
-    """Return a store id no other test uses on the shared server, for example t5-3f9a1c."""
+    """Return a store id that no other test uses on the shared server, for example t5-3f9a1c."""
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
-def pos_host_vars(root: Path, store_id: str) -> dict[str, Any]:
-    """Return host variables of a POS host of store_id whose files live under root/store_id."""
+def pos_host_vars(root: Path, store_id: str, address: str = "127.0.0.1") -> dict[str, Any]:
+    """Return host variables of the POS cache container of store_id, with its files under root/store_id.
+
+    The retail_edge_* variables have the shape the retail.edge.stores inventory plugin gives them.
+    """
     base = root / store_id
     (base / "restarts").mkdir(parents=True, exist_ok=True)
     return {
-        "store_id": store_id,
-        "workload_secrets_store_id": store_id,
-        "workload_secrets_workload": "pos",
+        "retail_edge_store": {"id": store_id},
+        "retail_edge_container": {"workload": "pos_cache", "address": address},
         "workload_secrets_env": [
-            {"name": "POS_HQ_API_KEY", "path": "hq_sync", "field": "api_key"},
-            {"name": "POS_HQ_HMAC_KEY", "path": "hq_sync", "field": "hmac_key"},
+            {"name": "RETAIL_EDGE_POS_HQ_TOKEN", "path": "hq", "field": "token"},
+            {"name": "RETAIL_EDGE_POS_HMAC_KEY", "path": "hq", "field": "hmac_key"},
         ],
-        "workload_secrets_env_file": str(base / "etc/retail-edge/pos/secrets.env"),
+        "workload_secrets_env_file": str(base / "etc/retail-edge/pos_cache/secrets.env"),
         "workload_secrets_group": "daemon",
         "workload_secrets_vault_ca_cert": str(base / "etc/retail-edge/vault-ca.pem"),
-        "workload_secrets_handler": "Restart pos",
+        "workload_secrets_handler": "Restart pos_cache",
         "test_restart_dir": str(base / "restarts"),
     }
 
 
-def write_inventory(path: Path, store_hosts: dict[str, dict[str, Any]]) -> Path:
-    """Write a YAML inventory: localhost plus the given hosts in group `stores`, all reached locally."""
+def write_inventory(path: Path, root: Path, stores: list[str], address: str = "127.0.0.1") -> Path:
+    """Write a YAML inventory with one local POS cache host per store, grouped as the stores plugin does."""
+    hosts = {f"{store}-pos-cache": pos_host_vars(root, store, address) for store in stores}
+    store_groups = {f"store_{store.replace('-', '_')}": {"hosts": {f"{store}-pos-cache": {}}} for store in stores}
     inventory = {
         "all": {
-            "vars": {
-                "ansible_connection": "local",
-                "ansible_python_interpreter": str(VENV_BIN / "python"),
+            "vars": {"ansible_connection": "local", "ansible_python_interpreter": str(VENV_BIN / "python")},
+            "hosts": {"localhost": {}, **hosts},
+            "children": {
+                "stores": {"children": store_groups},
+                "containers": {"hosts": dict.fromkeys(hosts)},
+                "pos_cache": {"hosts": dict.fromkeys(hosts)},
             },
-            "hosts": {"localhost": {}},
-            "children": {"stores": {"hosts": store_hosts}},
         }
     }
     path.write_text(yaml.safe_dump(inventory, sort_keys=False))
@@ -66,8 +73,8 @@ def restart_count(root: Path, store_id: str) -> int:
 
 
 def env_file_values(root: Path, store_id: str) -> dict[str, str]:
-    """Parse the POS environment file of store_id."""
-    path = root / store_id / "etc/retail-edge/pos/secrets.env"
+    """Parse the POS cache environment file of store_id."""
+    path = root / store_id / "etc/retail-edge/pos_cache/secrets.env"
     values = {}
     for line in path.read_text().splitlines():
         if line and not line.startswith("#"):
@@ -76,8 +83,14 @@ def env_file_values(root: Path, store_id: str) -> dict[str, str]:
     return values
 
 
+def recap_changed(stdout: str, host: str) -> int:
+    """Return the changed= count of host in the PLAY RECAP."""
+    line = next(line for line in stdout.splitlines() if line.startswith(f"{host} "))
+    return int(line.split("changed=")[1].split()[0])
+
+
 def play(
-    name: str,
+    name: str | Path,
     openbao: OpenBaoServer,
     *args: str,
     inventory: Path | str = "localhost,",
@@ -86,9 +99,9 @@ def play(
     expect_rc: int | None = 0,
 ):
     """Run a test playbook (or a path) with VAULT_* pointing at openbao and the test roles on the role path."""
-    playbook = Path(name) if "/" in name else PLAYBOOKS / name
+    playbook = Path(name) if Path(name).is_absolute() else PLAYBOOKS / name
     env = openbao.env(token=token)
-    env["ANSIBLE_ROLES_PATH"] = f"{TEST_ROLES}:{PLAYBOOKS.parents[2] / 'roles'}"
+    env["ANSIBLE_ROLES_PATH"] = f"{TEST_ROLES}:{ROOT / 'roles'}"
     if inventory == "localhost,":
         args = (*args, "-c", "local", "-e", f"ansible_python_interpreter={VENV_BIN / 'python'}")
     return run_playbook(playbook, *args, inventory=inventory, extra_vars=extra_vars, env=env, expect_rc=expect_rc)
