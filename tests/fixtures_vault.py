@@ -6,12 +6,17 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import hvac
 import pytest
 
 from lab.openbao import OpenBaoLab
+
+if TYPE_CHECKING:
+    import hvac
+
+# hvac is imported where it is used: tests/conftest.py loads this plugin in every pytest run,
+# including `ansible-test units`, whose virtualenv has only tests/unit/requirements.txt.
 
 
 @dataclass
@@ -26,6 +31,8 @@ class OpenBaoServer:
 
     def client(self, token: str | None = None) -> hvac.Client:
         """Return an hvac client for this server, authenticated with token (default: the root token)."""
+        import hvac  # noqa: PLC0415 - see the note at the imports
+
         return hvac.Client(url=self.url, token=token or self.root_token, verify=self.ca_file)
 
     def env(self, *, token: bool = True) -> dict[str, str]:
@@ -52,6 +59,8 @@ class OpenBaoServer:
 
     def list_secrets(self, folder: str = "", mount: str = "kv") -> list[str]:
         """Return every secret path below folder, walking sub-folders."""
+        import hvac.exceptions  # noqa: PLC0415 - see the note at the imports
+
         client = self.client()
         try:
             keys = client.secrets.kv.v2.list_secrets(path=folder, mount_point=mount)["data"]["keys"]
@@ -93,5 +102,6 @@ def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBaoServer]
         )
     finally:
         lab.stop()
+        # stop() waits for the process it started, so not even a zombie is left.
         assert lab.running_pid() is None, "the lab OpenBao server is still running after stop"
         assert not os.path.exists(f"/proc/{state.pid}"), f"OpenBao pid {state.pid} is left behind"

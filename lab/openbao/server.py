@@ -166,13 +166,20 @@ class OpenBaoLab:
         return f"https://127.0.0.1:{port}"
 
     def _request(
-        self, port: int, method: str, path: str, body: dict[str, Any] | None = None, token: str | None = None
+        self,
+        port: int,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        token: str | None = None,
+        timeout: float = 10,
     ) -> tuple[int, dict[str, Any]]:
         context = ssl.create_default_context(cafile=str(self.ca_file))
         headers = {"Content-Type": "application/json"}
         if token:
             headers["X-Vault-Token"] = token
-        connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+        connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=timeout)
         try:
             connection.request(
                 method, f"/v1/{path}", body=json.dumps(body) if body is not None else None, headers=headers
@@ -235,21 +242,24 @@ class OpenBaoLab:
     # -- lifecycle steps ------------------------------------------------------
 
     def _initialize(self, port: int) -> None:
-        status, body = self._request(port, "POST", "sys/init", {"secret_shares": 1, "secret_threshold": 1})
+        # Initialization writes the keyring through raft, which takes seconds on a loaded machine.
+        status, body = self._request(
+            port, "POST", "sys/init", {"secret_shares": 1, "secret_threshold": 1}, timeout=START_TIMEOUT
+        )
         if status != 200:
             raise OpenBaoLabError(f"POST sys/init returned {status}: {body.get('errors', body)}")
         write_private(self.unseal_key_file, f"{body['keys_base64'][0]}\n".encode())
         write_private(self.root_token_file, f"{body['root_token']}\n".encode())
 
     def _unseal(self, port: int) -> None:
-        status, body = self._request(port, "POST", "sys/unseal", {"key": self._unseal_key()})
+        status, body = self._request(port, "POST", "sys/unseal", {"key": self._unseal_key()}, timeout=START_TIMEOUT)
         if status != 200 or body.get("sealed", True):
             raise OpenBaoLabError(f"POST sys/unseal returned {status}: {body.get('errors', body)}")
 
     def _wait_active(self, port: int) -> None:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            status, _ = self._request(port, "GET", "sys/health")
+            status, _body = self._request(port, "GET", "sys/health")
             if status == 200:
                 return
             time.sleep(0.1)
@@ -301,7 +311,7 @@ class OpenBaoLab:
             # Raft remembers the node's cluster address, so a restart keeps both saved ports.
             port = self.requested_port or int(saved.get("port") or _free_port())
             cluster_port = int(saved.get("cluster_port") or _free_port())
-            _, cert, key = ensure_tls(self.tls_dir)
+            _ca, cert, key = ensure_tls(self.tls_dir)
             self._write_config(port, cluster_port, cert, key)
             pid = self._spawn()
 

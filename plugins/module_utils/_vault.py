@@ -230,8 +230,8 @@ def translate_error(exc: Exception, method: str, path: str, url: str) -> VaultEr
         (
             requests_exceptions.SSLError,
             lambda: VaultConnectionError(
-                f"TLS verification of {url} failed: {exc}. Set ca_cert (or VAULT_CACERT) to the CA file that "
-                "signed the server certificate"
+                f"TLS verification of {url} failed on {request}: {exc}. Set ca_cert (or VAULT_CACERT) to the "
+                "CA file that signed the server certificate"
             ),
         ),
         (

@@ -12,7 +12,8 @@ version_added: 0.1.0
 description:
   - Logs in to Vault once, reads the listed secret fields and writes them as C(NAME=value) lines to
     O(dest) on the host the module runs on, so the values go from Vault to the workload's host
-    without passing through the controller or any task result.
+    without passing through the controller or any task result. The retail.edge.workload_secrets
+    role wraps it with credential issuing and a restart handler.
   - The file is written only when a value changed; the result and the diff name the variables that
     changed, never their values.
   - The file is complete with its final owner, group and mode before it replaces the old one, so no
@@ -84,7 +85,6 @@ notes:
 seealso:
   - module: retail.edge.vault_store_access
   - module: retail.edge.vault_kv
-  - role: retail.edge.workload_secrets
 """
 
 EXAMPLES = r"""

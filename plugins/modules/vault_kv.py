@@ -118,7 +118,7 @@ options:
     type: bool
 notes:
   - The task result of O(state=read) contains the secret values. Set C(no_log) on such tasks, or use
-    the M(retail.edge.vault_kv#lookup) lookup or M(retail.edge.vault_env_file) instead.
+    the P(retail.edge.vault_kv#lookup) lookup or M(retail.edge.vault_env_file) instead.
   - Check mode still logs in and reads from Vault; an AppRole login uses up one secret_id use.
 seealso:
   - plugin: retail.edge.vault_kv
@@ -250,7 +250,7 @@ def generate_values(keys: list[str], length: int, charset: str) -> dict[str, str
     if length < 16:
         raise VaultConfigError(f"generate_length={length} is too short for a secret; use 16 or more characters")
     alphabet = CHARSETS[charset]
-    return {key: "".join(secrets.choice(alphabet) for _ in range(length)) for key in keys}
+    return {key: "".join(secrets.choice(alphabet) for _position in range(length)) for key in keys}
 
 
 class KvTask:

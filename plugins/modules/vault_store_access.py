@@ -408,7 +408,7 @@ def main() -> None:
             workload={"type": "str", "required": True},
             state={"type": "str", "default": "present", "choices": ["present", "absent", "issued"]},
             mount_point={"type": "str", "default": "kv"},
-            secrets_prefix={"type": "str", "default": "stores"},
+            secrets_prefix={"type": "str", "default": "stores", "no_log": False},
             policy_name={"type": "str"},
             role_name={"type": "str"},
             secret_id_ttl={"type": "str", "default": "10m", "no_log": False},

@@ -69,7 +69,7 @@ def test_approle_reads_only_its_own_store(openbao: OpenBaoServer, two_stores: tu
 
 
 def test_wrapped_secret_id_works_once(openbao: OpenBaoServer, two_stores: tuple[str, str]):
-    store, _ = two_stores
+    store = two_stores[0]
 
     play(
         "wrapped_once.yml",

@@ -92,7 +92,7 @@ def test_rotate_secrets_only_selected_stores(openbao: OpenBaoServer, tmp_path: P
     assert openbao.read(f"stores/{kept}/pos_cache/hq") == before[kept]
     assert restart_count(tmp_path, kept) == 1
     # serial: 1 runs the play's tasks once per host, so the banner shows up once per rotated store.
-    assert proc.stdout.count("TASK [Write new random values for token of store") == len(rotated)
+    assert proc.stdout.count("TASK [Write new random values to Vault for store") == len(rotated)
 
 
 def test_vault_plays_never_print_secret_values(openbao: OpenBaoServer, tmp_path: Path):
