@@ -1,0 +1,3 @@
+"""Fixture plugins shared by several test areas."""
+
+pytest_plugins = ["tests.fixtures_hq"]
