@@ -1,3 +1,3 @@
 """Fixture plugins shared by several test areas."""
 
-pytest_plugins = ["tests.fixtures_hq"]
+pytest_plugins = ["tests.fixtures_hq", "tests.fixtures_vision"]

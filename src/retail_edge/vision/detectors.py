@@ -189,7 +189,7 @@ class OnnxDetector:
         scale_y = height / self._input_height
         detections = []
         for x1, y1, x2, y2, score, label in rows.tolist():
-            if int(round(label)) != self._settings.person_class or score < self._settings.score_threshold:
+            if round(label) != self._settings.person_class or score < self._settings.score_threshold:
                 continue
             box = Detection(x1 * scale_x, y1 * scale_y, x2 * scale_x, y2 * scale_y, score)
             clipped = _clip(box, width, height)

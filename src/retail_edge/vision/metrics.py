@@ -21,7 +21,9 @@ class VisionMetrics:
             ["camera", "reason"],
             registry=self.registry,
         )
-        self.fps = Gauge(f"{prefix}_fps", "Frames processed per second over the last 5 s", ["camera"], registry=self.registry)
+        self.fps = Gauge(
+            f"{prefix}_fps", "Frames processed per second over the last 5 s", ["camera"], registry=self.registry
+        )
         self.inference_seconds = Histogram(
             f"{prefix}_inference_seconds",
             "Time of one detector call",
@@ -29,7 +31,9 @@ class VisionMetrics:
             buckets=INFERENCE_BUCKETS,
             registry=self.registry,
         )
-        self.people = Gauge(f"{prefix}_people", "Confirmed tracked people in the frame", ["camera"], registry=self.registry)
+        self.people = Gauge(
+            f"{prefix}_people", "Confirmed tracked people in the frame", ["camera"], registry=self.registry
+        )
         self.queue_length = Gauge(
             f"{prefix}_queue_length", "Smoothed queue length", ["camera", "zone"], registry=self.registry
         )
@@ -51,4 +55,6 @@ class VisionMetrics:
         self.buffer_depth = Gauge(
             f"{prefix}_buffer_depth", "Events waiting for a broker acknowledgement", registry=self.registry
         )
-        self.mqtt_connected = Gauge(f"{prefix}_mqtt_connected", "1 while connected to the broker", registry=self.registry)
+        self.mqtt_connected = Gauge(
+            f"{prefix}_mqtt_connected", "1 while connected to the broker", registry=self.registry
+        )

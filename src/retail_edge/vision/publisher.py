@@ -68,7 +68,11 @@ class MqttPublisher:
         settings = self._settings
         log.info(
             "mqtt connecting",
-            extra={"broker": f"{settings.host}:{settings.port}", "tls": settings.tls.enabled, "user": settings.username},
+            extra={
+                "broker": f"{settings.host}:{settings.port}",
+                "tls": settings.tls.enabled,
+                "user": settings.username,
+            },
         )
         self._client.connect_async(settings.host, settings.port, keepalive=settings.keepalive_s)
         self._client.loop_start()

@@ -32,7 +32,9 @@ class VisionService:
         self._sources: list[FrameSource] = []
         for camera in settings.cameras:
             detector = build_detector(settings.detector)
-            self.pipelines.append(CameraPipeline(settings.store_id, camera, detector, self.publisher.publish, self.metrics))
+            self.pipelines.append(
+                CameraPipeline(settings.store_id, camera, detector, self.publisher.publish, self.metrics)
+            )
             source = FrameSource(
                 camera.source, camera.id, environ, on_error=self.metrics.source_errors.labels(camera=camera.id).inc
             )

@@ -22,7 +22,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import yaml
 
-MQTT_PASSWORD_ENV = "RETAIL_EDGE_VISION_MQTT_PASSWORD"
+MQTT_PASSWORD_ENV = "RETAIL_EDGE_VISION_MQTT_PASSWORD"  # noqa: S105 - a variable name, not a secret
 
 # Store and camera ids become MQTT topic levels and metric labels: no '/', '+', '#' or spaces.
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

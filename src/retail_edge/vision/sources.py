@@ -125,7 +125,9 @@ class FrameSource:
                 stop.wait(delay)
                 delay = min(delay * 2, MAX_RECONNECT_DELAY_S)
                 continue
-            log.info("source opened", extra={"camera": self.camera_id, "kind": self.settings.kind, "uri": self.settings.uri})
+            log.info(
+                "source opened", extra={"camera": self.camera_id, "kind": self.settings.kind, "uri": self.settings.uri}
+            )
             try:
                 while not stop.is_set():
                     ok, image = capture.read()

@@ -72,11 +72,7 @@ class IouTracker:
     def _match_by_iou(
         self, detections: Sequence[Detection], tracks_left: list[int], detections_left: list[int]
     ) -> list[tuple[int, int]]:
-        candidates = [
-            (iou(self._tracks[t].box, detections[d]), t, d)
-            for t in tracks_left
-            for d in detections_left
-        ]
+        candidates = [(iou(self._tracks[t].box, detections[d]), t, d) for t in tracks_left for d in detections_left]
         threshold = self._settings.iou_threshold
         return _greedy(sorted((c for c in candidates if c[0] >= threshold), reverse=True), tracks_left, detections_left)
 

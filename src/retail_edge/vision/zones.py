@@ -39,7 +39,7 @@ class MedianSmoother:
     def __init__(self, window: int) -> None:
         self._samples: deque[float] = deque(maxlen=window)
 
-    def add(self, timestamp: float, value: float) -> float:  # noqa: ARG002 - same signature as EmaSmoother
+    def add(self, timestamp: float, value: float) -> float:
         self._samples.append(value)
         return float(statistics.median(self._samples))
 
