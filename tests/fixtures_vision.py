@@ -164,3 +164,59 @@ def vtest_avi() -> Path:
     if not VTEST_AVI.is_file():
         pytest.fail(f"{VTEST_AVI} is missing: install the Debian package opencv-doc")
     return VTEST_AVI
+
+
+def build_red_detector_model(
+    path: Path,
+    *,
+    input_size: tuple[int, int] | None = (64, 48),
+    boxes: tuple[tuple[float, float, float, float, float], ...] = ((8.0, 8.0, 40.0, 44.0, 0.0),),
+    opset: int = 17,
+) -> Path:
+    """Write an ONNX model that follows the detector contract and whose score reads the input.
+
+    Each row of `boxes` is x1, y1, x2, y2 (input pixels) and a class id. Every row's score is the
+    mean of the red input channel, so a red frame scores 1.0, a blue one 0.0 and mid-grey about 0.5:
+    the tests see whether the frame was converted to RGB and scaled to 0..1. input_size None
+    declares a dynamic height and width.
+    """
+    import onnx  # noqa: PLC0415 - only the ONNX tests need it
+    from onnx import TensorProto, helper  # noqa: PLC0415
+
+    width, height = input_size if input_size is not None else ("W", "H")
+    rows = len(boxes)
+    coordinates = [value for x1, y1, x2, y2, _ in boxes for value in (x1, y1, x2, y2)]
+    classes = [float(label) for *_, label in boxes]
+    nodes = [
+        helper.make_node("Constant", [], ["starts"], value=helper.make_tensor("s", TensorProto.INT64, [1], [0])),
+        helper.make_node("Constant", [], ["ends"], value=helper.make_tensor("e", TensorProto.INT64, [1], [1])),
+        helper.make_node("Constant", [], ["axes"], value=helper.make_tensor("a", TensorProto.INT64, [1], [1])),
+        helper.make_node("Slice", ["images", "starts", "ends", "axes"], ["red"]),
+        helper.make_node("ReduceMean", ["red"], ["red_mean"], axes=[1, 2, 3], keepdims=1),
+        helper.make_node(
+            "Constant", [], ["score_shape"], value=helper.make_tensor("ss", TensorProto.INT64, [3], [1, 1, 1])
+        ),
+        helper.make_node("Reshape", ["red_mean", "score_shape"], ["score_one"]),
+        helper.make_node(
+            "Constant", [], ["repeats"], value=helper.make_tensor("r", TensorProto.INT64, [3], [1, rows, 1])
+        ),
+        helper.make_node("Tile", ["score_one", "repeats"], ["scores"]),
+        helper.make_node(
+            "Constant", [], ["coords"], value=helper.make_tensor("c", TensorProto.FLOAT, [1, rows, 4], coordinates)
+        ),
+        helper.make_node(
+            "Constant", [], ["classes"], value=helper.make_tensor("k", TensorProto.FLOAT, [1, rows, 1], classes)
+        ),
+        helper.make_node("Concat", ["coords", "scores", "classes"], ["detections"], axis=2),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "red_detector",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, height, width])],
+        [helper.make_tensor_value_info("detections", TensorProto.FLOAT, [1, rows, 6])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
 import uvicorn
@@ -58,12 +59,19 @@ def main(argv: list[str] | None = None) -> int:
             app, host=settings.http.host, port=settings.http.port, access_log=False, log_config=None, lifespan="off"
         )
     )
+    # uvicorn handles SIGINT and SIGTERM while it runs, then restores these handlers and raises the signal
+    # again. Catching that second delivery here lets the pipelines stop and the event buffer drain.
+    for handled in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(handled, _note_signal)
     try:
-        # uvicorn handles SIGINT and SIGTERM and returns; the pipelines and the buffer drain stop after it.
         server.run()
     finally:
         service.stop()
     return 0
+
+
+def _note_signal(signum: int, frame: object) -> None:
+    log.info("stop requested", extra={"signal": signal.Signals(signum).name})
 
 
 if __name__ == "__main__":
