@@ -89,7 +89,7 @@ class Run:
 
 
 def build_contract_model(path: Path) -> Path:
-    """Smallest model that honours the contract: one constant row, score = mean of the red channel."""
+    """Write the smallest model that follows the contract: one constant row scored by the mean red value."""
     from onnx import TensorProto, helper, save  # noqa: PLC0415
 
     nodes = [
@@ -115,7 +115,7 @@ def build_contract_model(path: Path) -> Path:
 
 
 def build_convnet_model(path: Path, boxes: int = 100) -> tuple[Path, float]:
-    """A 10-layer conv backbone (random weights) with a head emitting `boxes` rows; return (path, GFLOPs)."""
+    """Write a 10-layer conv backbone (random weights) whose head emits `boxes` rows; return (path, GFLOPs)."""
     from onnx import TensorProto, helper, numpy_helper, save  # noqa: PLC0415
 
     rng = np.random.default_rng(7)
@@ -167,7 +167,7 @@ def build_convnet_model(path: Path, boxes: int = 100) -> tuple[Path, float]:
 
 
 def still_frames(count: int) -> Iterator[Frame]:
-    """The empty square: per-pixel median of every 16th frame of vtest.avi, repeated count times."""
+    """Yield the empty square count times: the per-pixel median of every 16th frame of vtest.avi."""
     capture = cv2.VideoCapture(str(VTEST))
     samples = []
     index = 0
@@ -197,7 +197,7 @@ def run_config(config: Config, frames: int) -> Run:
     boxes: list[list[Detection]] = []
     last: list[Detection] = []
     detected = 0
-    # The still scene is built before the clock starts; its frames come from memory, not the decoder.
+    # The still scene is built before the clock starts, and its frames come from memory, not the decoder.
     source = list(still_frames(frames)) if config.still else FrameSource(camera.source, camera.id).frames()
     started = time.perf_counter()
     cpu_started = time.process_time()

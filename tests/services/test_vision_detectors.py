@@ -87,13 +87,13 @@ def test_hog_finds_player_in_basketball_photo(hog, image_path):
     image = cv2.imread(str(image_path))
     assert image is not None, f"cannot read {image_path}"
     detections = hog.detect(image)
-    # The player on the left stands full-body in both photos, torso around (95, 280).
+    # The player on the left is seen full-body in both photos, torso around (95, 280).
     assert any(contains(box, 95, 280) for box in detections), detections
     assert all(0 <= box.x1 < box.x2 <= 640 and 0 <= box.y1 < box.y2 <= 480 for box in detections)
 
 
-def test_hog_resize_maps_boxes_back(image_path=BASKETBALL[0]):
-    image = cv2.imread(str(image_path))
+def test_hog_resize_maps_boxes_back():
+    image = cv2.imread(str(BASKETBALL[0]))
     upscaled = HogDetector(HogSettings(resize_width=800))
     detections = upscaled.detect(image)
     assert any(contains(box, 95, 280) for box in detections), detections

@@ -30,8 +30,10 @@ from retail_edge.vision.settings import (
     HogSettings,
     MqttSettings,
     QueueZoneSettings,
+    SettingsError,
     SmoothingSettings,
     SourceSettings,
+    TlsSettings,
     TrackerSettings,
 )
 from retail_edge.vision.sources import FrameSource
@@ -196,6 +198,12 @@ def test_wrong_password_refused_and_buffered(mosquitto, caplog):
             assert publisher.buffer_depth == 1
         finally:
             publisher.stop(drain_timeout=0)
+
+
+def test_missing_tls_files_rejected(tmp_path):
+    tls = TlsSettings(enabled=True, ca_file=str(tmp_path / "absent-ca.pem"))
+    with pytest.raises(SettingsError, match=r"mqtt\.tls: cannot load the CA file"):
+        MqttPublisher(MqttSettings(port=8883, tls=tls))
 
 
 def test_anonymous_client_refused(mosquitto):

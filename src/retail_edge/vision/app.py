@@ -18,7 +18,7 @@ HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
 
 
 def create_app(health: HealthCheck, registry: CollectorRegistry) -> Starlette:
-    """Build the ASGI app; health returns (healthy, report) and registry holds the metrics."""
+    """Build the ASGI app; health returns (healthy, report) and registry contains the metrics."""
 
     async def healthz(request: Request) -> JSONResponse:
         healthy, report = health()

@@ -49,8 +49,9 @@ def _check_frame(frame: np.ndarray) -> tuple[int, int]:
 class HogDetector:
     """OpenCV's default people detector: HOG features with a linear SVM over a 64x128 window.
 
-    The model was trained on upright, full-body pedestrians, so people seen only from the waist up, or
-    smaller than about 100 pixels after `resize_width`, are missed.
+    The model was trained on upright, full-body pedestrians, so people seen only from the waist up are
+    missed. Its 64x128 window frames a person about 96 pixels tall, so people shorter than that after
+    `resize_width` are mostly missed too.
     """
 
     name = "hog"

@@ -83,10 +83,7 @@ def encode_event(event: VisionEvent) -> bytes:
 
 
 def check_payload(payload: bytes) -> dict[str, object]:
-    """Parse a payload and raise EventRejected unless it is a small event document without image data.
-
-    Used on the receiving side of tests and by `encode_event` users who want to re-check a buffer.
-    """
+    """Parse a received payload; raise EventRejected unless it is a small event document without image data."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise EventRejected(f"payload is {len(payload)} bytes, the limit is {MAX_PAYLOAD_BYTES}")
     try:

@@ -30,7 +30,7 @@ class Detection:
 
     @property
     def foot_point(self) -> tuple[float, float]:
-        """Bottom centre of the box: where the person stands on the floor."""
+        """Bottom centre of the box, the person's position on the floor."""
         return ((self.x1 + self.x2) / 2.0, self.y2)
 
     def scaled(self, sx: float, sy: float) -> Detection:

@@ -30,7 +30,7 @@ FPS_WINDOW_S = 5.0
 
 @dataclass(frozen=True)
 class FrameResult:
-    """What one processed frame produced; `detections` is empty on frames where detection was skipped."""
+    """Output of one processed frame; `detections` is empty on frames where detection was skipped."""
 
     index: int
     timestamp: float

@@ -22,7 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from retail_edge.vision.buffer import EventBuffer, open_buffer
 from retail_edge.vision.events import EventRejected, VisionEvent, encode_event, event_topic
 from retail_edge.vision.metrics import VisionMetrics
-from retail_edge.vision.settings import MqttSettings
+from retail_edge.vision.settings import MqttSettings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class MqttPublisher:
         self._early_acks: dict[int, bool] = {}
         self._last_handed_seq = 0
         self._dropped_reported = 0
+        self._refusals = 0
         self._sender = threading.Thread(target=self._run_sender, name="mqtt-sender", daemon=True)
         self._metrics.buffer_depth.set(len(self._buffer))
 
@@ -64,7 +65,7 @@ class MqttPublisher:
         return len(self._buffer)
 
     def start(self) -> None:
-        """Connect in the background; events published before the broker answers wait in the buffer."""
+        """Connect in the background; events published before the broker accepts the connection wait in the buffer."""
         settings = self._settings
         log.info(
             "mqtt connecting",
@@ -118,12 +119,19 @@ class MqttPublisher:
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if reason.is_failure:
-            # paho retries with backoff; a wrong password or ACL keeps failing until the settings change.
+            # paho retries with backoff (at most reconnect_max_delay_s apart), and a wrong password keeps
+            # failing until the settings change, so each refusal is logged with its running count.
+            self._refusals += 1
             log.error(
                 "mqtt connection refused",
-                extra={"broker": f"{self._settings.host}:{self._settings.port}", "reason": str(reason)},
+                extra={
+                    "broker": f"{self._settings.host}:{self._settings.port}",
+                    "reason": str(reason),
+                    "refusals": self._refusals,
+                },
             )
             return
+        self._refusals = 0
         log.info("mqtt connected", extra={"broker": f"{self._settings.host}:{self._settings.port}"})
         self._connected.set()
         self._metrics.mqtt_connected.set(1)
@@ -140,7 +148,8 @@ class MqttPublisher:
             )
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
-        # Called while paho holds its outgoing-message lock: only hand the ack over, never block here.
+        # paho calls this while it has its outgoing-message lock, and publish() takes the same lock, so blocking
+        # here on anything the sender thread has could deadlock. The ack only goes into a queue.
         self._acks.put((mid, bool(reason.is_failure)))
         self._wake.set()
 
@@ -216,23 +225,32 @@ class MqttPublisher:
             reconnect_on_failure=True,
         )
         client.max_inflight_messages_set(settings.max_inflight)
+
         # paho annotates the delays as int but sleeps on them as given, so sub-second delays work.
         client.reconnect_delay_set(
             min_delay=settings.reconnect_min_delay_s,  # type: ignore[arg-type]
             max_delay=settings.reconnect_max_delay_s,  # type: ignore[arg-type]
         )
+
         if settings.username is not None:
             client.username_pw_set(settings.username, settings.password)
         if settings.tls.enabled:
-            client.tls_set(
-                ca_certs=settings.tls.ca_file,
-                certfile=settings.tls.cert_file,
-                keyfile=settings.tls.key_file,
-                cert_reqs=ssl.CERT_NONE if settings.tls.insecure_skip_verify else ssl.CERT_REQUIRED,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
+            try:
+                client.tls_set(
+                    ca_certs=settings.tls.ca_file,
+                    certfile=settings.tls.cert_file,
+                    keyfile=settings.tls.key_file,
+                    cert_reqs=ssl.CERT_NONE if settings.tls.insecure_skip_verify else ssl.CERT_REQUIRED,
+                    tls_version=ssl.PROTOCOL_TLS_CLIENT,
+                )
+            except (OSError, ssl.SSLError) as exc:
+                raise SettingsError(
+                    f"mqtt.tls: cannot load the CA file or client certificate ({exc}); "
+                    "check ca_file, cert_file and key_file"
+                ) from exc
             if settings.tls.insecure_skip_verify:
                 client.tls_insecure_set(True)
+
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish

@@ -37,7 +37,7 @@ Point = tuple[float, float]
 
 @dataclass(frozen=True)
 class SmoothingSettings:
-    """How raw per-frame people counts are smoothed before thresholds apply.
+    """Smoothing of the raw per-frame people count before thresholds apply.
 
     `median` takes the median of the last `window` samples (one sample per processed frame).
     `ema` is an exponential moving average with time constant `tau_s`, so its response does not
@@ -112,7 +112,7 @@ class HelpZoneSettings:
 
 @dataclass(frozen=True)
 class SourceSettings:
-    """Where a camera's frames come from.
+    """Source of a camera's frames.
 
     `file`: `uri` is a video file path; `loop` restarts it at the end (lab footage) and `realtime`
     paces reading to the file's frame rate. `rtsp`: `uri` is an rtsp:// URL without credentials;
@@ -249,7 +249,7 @@ class OnnxSettings:
 
 @dataclass(frozen=True)
 class DetectorSettings:
-    """Which detector runs and how."""
+    """Detector choice and its parameters."""
 
     kind: Literal["hog", "onnx"] = "hog"
     hog: HogSettings = field(default_factory=HogSettings)

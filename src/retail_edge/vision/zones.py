@@ -151,7 +151,7 @@ class _Visit:
 
 
 class HelpZoneMonitor:
-    """Measures how long each tracked person stays in one help zone and asks for an associate.
+    """Measures how long each tracked person stays in one help zone and requests an associate.
 
     `assist.needed` fires once per visit when a person has been inside for `dwell_s`. Stepping out
     for up to `exit_grace_s` does not end a visit, and a track that disappears ends it. After an
