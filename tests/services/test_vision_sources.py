@@ -125,3 +125,38 @@ def test_live_source_retries_until_stopped(settings):
     assert frames == []
     # Backoff doubles: the gap between the second and third attempt exceeds the first delay.
     assert errors[2] - errors[1] >= 0.1
+
+
+class FileBackedLiveSource(FrameSource):
+    """A live source whose 'stream' is a real OpenCV capture of a local clip, decoded as fast as possible."""
+
+    def __init__(self, clip_path, **kwargs) -> None:
+        super().__init__(
+            SourceSettings(kind="rtsp", uri="rtsp://127.0.0.1/unused", reconnect_delay_s=0.05), "c", **kwargs
+        )
+        self._clip_path = clip_path
+
+    def _open_live(self):
+        return cv2.VideoCapture(str(self._clip_path))
+
+
+def test_live_source_keeps_only_newest_frame(tmp_path):
+    path = tmp_path / "burst.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    for k in range(60):
+        writer.write(np.full((48, 64, 3), 4 * k, dtype=np.uint8))
+    writer.release()
+
+    stop = threading.Event()
+    dropped = []
+    source = FileBackedLiveSource(path, on_error=stop.set, on_drop=lambda: dropped.append(1))
+    levels = []
+    for frame in source.frames(stop):
+        levels.append(round(float(frame.image.mean()) / 4))
+        # Analysis slower than the stream: the reader must skip ahead instead of queueing.
+        time.sleep(0.02)
+
+    assert stop.is_set(), "the end of the stream should count as a failed read"
+    assert len(dropped) > 0
+    assert levels == sorted(set(levels)), "frames must come newest-first without repeats or reordering"
+    assert len(levels) + len(dropped) == 60

@@ -15,7 +15,19 @@ class VisionMetrics:
         self.registry = registry or CollectorRegistry()
 
         prefix = "retail_edge_vision"
-        self.frames = Counter(f"{prefix}_frames", "Frames read from the source", ["camera"], registry=self.registry)
+        self.frames = Counter(
+            f"{prefix}_frames",
+            "Frames analysed (read from the source and passed to the pipeline)",
+            ["camera"],
+            registry=self.registry,
+        )
+
+        self.frames_dropped = Counter(
+            f"{prefix}_frames_dropped",
+            "Live frames replaced by a newer one before analysis could take them",
+            ["camera"],
+            registry=self.registry,
+        )
 
         self.frames_skipped = Counter(
             f"{prefix}_frames_skipped",

@@ -36,7 +36,11 @@ class VisionService:
                 CameraPipeline(settings.store_id, camera, detector, self.publisher.publish, self.metrics)
             )
             source = FrameSource(
-                camera.source, camera.id, environ, on_error=self.metrics.source_errors.labels(camera=camera.id).inc
+                camera.source,
+                camera.id,
+                environ,
+                on_error=self.metrics.source_errors.labels(camera=camera.id).inc,
+                on_drop=self.metrics.frames_dropped.labels(camera=camera.id).inc,
             )
             self._sources.append(source)
         self._stop = threading.Event()

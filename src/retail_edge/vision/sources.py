@@ -53,6 +53,58 @@ class Frame:
         return int(self.image.shape[0])
 
 
+class LatestFrameReader:
+    """Reads a live capture in its own thread and keeps only the newest frame.
+
+    A camera keeps sending at its own rate. When analysis is slower, the frames in between are
+    dropped here (and counted through on_drop) instead of queueing in the decoder, so events always
+    describe the present and latency never grows.
+    """
+
+    def __init__(self, capture: cv2.VideoCapture, on_drop: Callable[[], None] | None = None) -> None:
+        self._capture = capture
+        self._on_drop = on_drop
+        self._condition = threading.Condition()
+        self._latest: tuple[np.ndarray, float] | None = None
+        self._failed = False
+        self._closing = threading.Event()
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name="frame-reader", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._closing.is_set():
+            ok, image = self._capture.read()
+            grabbed_at = time.monotonic()
+            with self._condition:
+                if not ok:
+                    self._failed = True
+                    self._condition.notify_all()
+                    return
+                if self._latest is not None:
+                    self.dropped += 1
+                    if self._on_drop is not None:
+                        self._on_drop()
+                self._latest = (image, grabbed_at)
+                self._condition.notify_all()
+
+    def next(self, timeout: float) -> tuple[np.ndarray, float] | None:
+        """Return the newest unread frame and its grab time; None when the stream failed or timed out."""
+        with self._condition:
+            self._condition.wait_for(lambda: self._latest is not None or self._failed, timeout)
+            latest, self._latest = self._latest, None
+            return latest
+
+    def close(self) -> None:
+        self._closing.set()
+        self._thread.join(timeout=READ_TIMEOUT_MS / 1000 + 1)
+        if self._thread.is_alive():
+            # Releasing a capture while another thread is inside read() can crash the decoder, so it leaks instead.
+            log.warning("frame reader did not stop; leaving the capture open")
+            return
+        self._capture.release()
+
+
 class FrameSource:
     """Iterates over a camera's frames until the source ends or `stop` is set."""
 
@@ -62,11 +114,13 @@ class FrameSource:
         camera_id: str,
         environ: Mapping[str, str] | None = None,
         on_error: Callable[[], None] | None = None,
+        on_drop: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.camera_id = camera_id
         self._uri = settings.resolved_uri(os.environ if environ is None else environ)
         self._on_error = on_error
+        self._on_drop = on_drop
         self.fps = settings.fps or DEFAULT_FPS
 
     def frames(self, stop: threading.Event | None = None) -> Iterator[Frame]:
@@ -128,16 +182,18 @@ class FrameSource:
             log.info(
                 "source opened", extra={"camera": self.camera_id, "kind": self.settings.kind, "uri": self.settings.uri}
             )
+            reader = LatestFrameReader(capture, self._on_drop)
             try:
                 while not stop.is_set():
-                    ok, image = capture.read()
-                    if not ok:
+                    latest = reader.next(timeout=READ_TIMEOUT_MS / 1000 + 1)
+                    if latest is None:
                         break
                     delay = self.settings.reconnect_delay_s
-                    yield Frame(image, index, time.monotonic())
+                    image, grabbed_at = latest
+                    yield Frame(image, index, grabbed_at)
                     index += 1
             finally:
-                capture.release()
+                reader.close()
             if not stop.is_set():
                 self._report_error("read", delay)
                 stop.wait(delay)
@@ -162,7 +218,7 @@ class FrameSource:
         if not capture.isOpened():
             capture.release()
             return None
-        # Keep at most one decoded frame queued so analytics see the present, not a backlog.
+        # Ask the backend to queue as few frames as it can; LatestFrameReader drops the rest.
         capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         return capture
 
