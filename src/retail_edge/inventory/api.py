@@ -36,7 +36,7 @@ from retail_edge.common.asgi import (
 from retail_edge.inventory import settings as inventory_settings
 from retail_edge.inventory.promise import PickingPolicy
 from retail_edge.inventory.settings import InventorySettings
-from retail_edge.inventory.store import InventoryStore, SkuRecord
+from retail_edge.inventory.store import InventoryStore, SkuRecord, SyncStatus
 
 log = logging.getLogger("retail_edge.inventory.api")
 
@@ -247,8 +247,8 @@ class InventoryApp:
 
     # -- reads --------------------------------------------------------------------------------------------------
 
-    def feed_age(self, now: float) -> tuple[float | None, bool]:
-        last_contact = self.reader.sync_status().last_contact_at
+    def feed_age(self, now: float, status: SyncStatus | None = None) -> tuple[float | None, bool]:
+        last_contact = (status or self.reader.sync_status()).last_contact_at
         if last_contact is None:
             return None, True
         age = now - last_contact
@@ -272,10 +272,10 @@ class InventoryApp:
     async def get_sku(self, sku: str, send: Send) -> int:
         check_sku(sku)
         now = self.clock()
-        record = self.reader.record(sku, now)
+        record, status = self.reader.lookup(sku, now)
         if record is None:
             raise HttpError(404, "unknown_sku", f"SKU {sku!r} is not stocked in store {self.settings.store_id}")
-        age, stale = self.feed_age(now)
+        age, stale = self.feed_age(now, status)
         body = encode_json(self.item(record, now, age, stale))
         await send_body(send, 200, body, headers=[(b"cache-control", self.cache_control)])
         return 200
