@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Latency and throughput of GET /inventory/{sku} on loopback, beside nginx serving the same bytes.
 
-Servers: the inventory API with 1 and 2 worker processes, each direct and behind Varnish (cached answers
+Servers: the inventory API with 1 and 2 worker processes, each direct and behind Varnish (cached responses
 allowed, as the API sends Cache-Control: max-age=1), and nginx serving a static file with the same body.
 For each server and repeat (servers interleaved within a repeat):
 
 * fixed rate: an open-loop generator sends requests on a fixed schedule (default 1,000 req/s) from several
   processes, each with one keep-alive connection and an interleaved share of the schedule. Latency is
-  measured from the scheduled send time, so a slow answer also delays the requests queued behind it.
-* max rate: closed-loop load with pipelined keep-alive connections for a few seconds; completed answers
+  measured from the scheduled send time, so a slow response also delays the requests queued behind it.
+* max rate: closed-loop load with pipelined keep-alive connections for a few seconds; completed responses
   per second.
 
 The client shares the machine's cores with the servers, so max rates are lower bounds.
@@ -61,7 +61,7 @@ def wait_for_http(port: int, timeout: float = 30.0) -> None:
             if status == 200:
                 return
         time.sleep(0.1)
-    raise TimeoutError(f"no 200 answer for {PATH} on port {port} within {timeout} s")
+    raise TimeoutError(f"no 200 response for {PATH} on port {port} within {timeout} s")
 
 
 def http_get(port: int, path: str) -> tuple[int, bytes]:
@@ -96,7 +96,7 @@ class ResponseReader:
                 total = end + 4 + length
                 if len(self.buffer) >= total:
                     if not head.startswith(b"HTTP/1.1 200"):
-                        raise RuntimeError(f"unexpected answer: {head[:80]!r}")
+                        raise RuntimeError(f"unexpected response: {head[:80]!r}")
                     self.buffer = self.buffer[total:]
                     done += 1
                     continue
@@ -244,7 +244,7 @@ def start_inventory(work: Path, workers: int, db_path: Path) -> Server:
             "RETAIL_EDGE_INVENTORY_PORT": str(port),
             "RETAIL_EDGE_INVENTORY_WORKERS": str(workers),
             "RETAIL_EDGE_INVENTORY_METRICS_DIR": str(work / f"metrics-{workers}"),
-            # No sync worker runs, so keep the answer (and its size) the same for the whole run.
+            # No sync worker runs, so keep the response (and its size) the same for the whole run.
             "RETAIL_EDGE_INVENTORY_STALE_AFTER_S": "1e9",
             "RETAIL_EDGE_INVENTORY_LOG_LEVEL": "WARNING",
         }

@@ -6,6 +6,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -232,3 +233,51 @@ def rules_factory(lab_hq: LabHq, tmp_path: Path) -> Iterator[Callable[..., Rules
     for service in services:
         service.http.close()
         service.stop()
+
+
+@pytest.fixture
+def varnishd() -> Iterator[Callable[[str], int]]:
+    """Start varnishd instances with a given VCL (``{port}`` placeholders already filled); return the port.
+
+    The instance directory lives directly under /tmp with mode 0755 because varnishd's VCL compiler runs as
+    an unprivileged user that cannot enter pytest's 0700 temporary directories.
+    """
+    procs: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+    def start(vcl: str) -> int:
+        instance = Path(tempfile.mkdtemp(prefix="commerce-varnish-"))
+        instance.chmod(0o755)
+        (instance / "main.vcl").write_text(vcl)
+        (instance / "main.vcl").chmod(0o644)
+        port = free_port()
+        cmd = [
+            "varnishd",
+            "-F",
+            "-n",
+            str(instance),
+            "-a",
+            f"127.0.0.1:{port}",
+            "-f",
+            str(instance / "main.vcl"),
+            "-s",
+            "malloc,32m",
+            "-T",
+            "none",
+        ]
+        log = (instance / "varnishd.log").open("wb")
+        procs.append((subprocess.Popen(cmd, stdout=log, stderr=log), instance))
+        try:
+            wait_for_port(port, timeout=30)
+        except TimeoutError as exc:
+            raise TimeoutError((instance / "varnishd.log").read_text()[-3000:]) from exc
+        return port
+
+    yield start
+    for proc, instance in procs:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(instance, ignore_errors=True)

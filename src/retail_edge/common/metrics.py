@@ -11,7 +11,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
-# Request latency buckets in seconds, fine below a millisecond where a local API answers.
+# Request latency buckets in seconds, fine below a millisecond where a local API responds.
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 

@@ -142,13 +142,13 @@ class InventoryApp:
         self.live_registry.register(LiveGauges(self))
         self.latency = Histogram(
             "inventory_request_duration_seconds",
-            "Time to answer a request, by route",
+            "Time to respond to a request, by route",
             ["route"],
             buckets=metrics.LATENCY_BUCKETS,
             registry=self.process_registry,
         )
         self.responses = Counter(
-            "inventory_responses", "Answers by route and status", ["route", "status"], registry=self.process_registry
+            "inventory_responses", "Responses by route and status", ["route", "status"], registry=self.process_registry
         )
         self.promises = Counter(
             "inventory_promises", "Promise requests by outcome", ["outcome"], registry=self.process_registry

@@ -19,11 +19,11 @@ PRUNE_INTERVAL_S = 300.0
 
 
 class HqUnavailable(Exception):
-    """HQ did not answer usefully (connection error, timeout, 5xx); retry with backoff."""
+    """HQ is unreachable or failed (connection error, timeout, 5xx); retry with backoff."""
 
 
 class CursorRejected(Exception):
-    """HQ answered 410: the stored cursor is no longer valid and a full snapshot is needed."""
+    """HQ returned 410: the stored cursor is no longer valid and a full snapshot is needed."""
 
 
 class HqFeedClient:
