@@ -243,7 +243,7 @@ def test_reservation_expires(inventory_factory):
     assert stack.post("/promise", {"lines": [{"sku": "SKU-00013", "qty": 1}]}).status_code == 201
 
 
-def test_oversell_refused(inventory: InventoryStack):
+def test_oversell_rejected(inventory: InventoryStack):
     set_stock(inventory, "SKU-00014", 3)
     ok = inventory.post("/promise", {"lines": [{"sku": "SKU-00014", "qty": 2}]})
     assert ok.status_code == 201

@@ -28,7 +28,7 @@ def exposition(process_registry: CollectorRegistry, live_registry: CollectorRegi
     """Render request metrics and the collectors in ``live_registry``.
 
     Request metrics come from ``process_registry``, or, in multiprocess mode, from the files of all worker
-    processes. ``live_registry`` holds collectors that read current state at scrape time (such as gauges computed
+    processes. ``live_registry`` contains collectors that read current state at scrape time (such as gauges computed
     from the database), so every worker reports the same values and none is summed across processes.
     """
     if os.environ.get(MULTIPROC_ENV):

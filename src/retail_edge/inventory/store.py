@@ -52,7 +52,7 @@ REFLECTED_KEYS_RETENTION_S = 7 * 86400.0
 
 @dataclass(frozen=True)
 class SkuRecord:
-    """What the database stores about one SKU; time-dependent figures are computed at read time."""
+    """Stored state of one SKU; time-dependent figures (reserved, sold last hour) are computed at read time."""
 
     sku: str
     hq_on_hand: int

@@ -53,7 +53,7 @@ class HqFeedClient:
         if response.status_code >= 500 or response.status_code == 429:
             raise HqUnavailable(f"GET {url} returned {response.status_code}: {response.text[:300]}")
         if response.status_code != 200:
-            # 4xx other than 410 means a configuration problem (token, store id); retrying with backoff keeps
+            # A 4xx other than 410 means a configuration problem (token, store id). Retrying with backoff keeps
             # the API serving the last known stock while an operator fixes it.
             raise HqUnavailable(
                 f"GET {url} returned {response.status_code}: {response.text[:300]}; check the store id and token"
