@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Latency and throughput of GET /inventory/{sku} on loopback, beside nginx serving the same bytes.
 
 Servers: the inventory API with 1 and 2 worker processes, each direct and behind Varnish (cached responses
@@ -57,7 +56,7 @@ def wait_for_http(port: int, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError):
-            status, _ = http_get(port, PATH)
+            status, _body = http_get(port, PATH)
             if status == 200:
                 return
         time.sleep(0.1)
@@ -70,7 +69,7 @@ def http_get(port: int, path: str) -> tuple[int, bytes]:
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
+    head, _separator, body = data.partition(b"\r\n\r\n")
     return int(head.split(b" ", 2)[1]), body
 
 
@@ -178,7 +177,7 @@ def max_rate(port: int, duration: float, connections: int, depth: int) -> float:
     started = time.perf_counter()
     deadline = started + duration
     pipes, procs = [], []
-    for _ in range(connections):
+    for _connection in range(connections):
         receiver, sender = mp.Pipe(duplex=False)
         proc = mp.Process(target=max_rate_worker, args=(port, deadline, depth, sender))
         proc.start()
@@ -334,7 +333,7 @@ def servers(work: Path) -> Iterator[list[Server]]:
         started.append(one)
         two = start_inventory(work, 2, db_path)
         started.append(two)
-        _, body = http_get(one.port, PATH)
+        _status, body = http_get(one.port, PATH)
         started.append(start_nginx(work, body))
         started.append(start_varnish(work, one, "1 worker"))
         started.append(start_varnish(work, two, "2 workers"))
@@ -351,7 +350,7 @@ def spread(values: list[float], digits: int) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--repeats", type=int, default=3, help="rounds over all servers (default: 3)")
     parser.add_argument("--rate", type=float, default=1000.0, help="fixed request rate in req/s (default: 1000)")
     parser.add_argument("--duration", type=float, default=6.0, help="seconds of fixed-rate load (default: 6)")

@@ -205,8 +205,8 @@ class RulesService(ServiceProcess):
     def metric(self, name: str, **labels: str) -> float:
         expected_labels = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
         for line in self.http.get("/metrics").text.splitlines():
-            series, _, value = line.rpartition(" ")
-            metric_name, _, label_text = series.partition("{")
+            series, _space, value = line.rpartition(" ")
+            metric_name, _brace, label_text = series.partition("{")
             if metric_name == name and ",".join(sorted(label_text.rstrip("}").split(","))) == expected_labels:
                 return float(value)
         return 0.0

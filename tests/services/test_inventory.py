@@ -173,7 +173,7 @@ def test_metrics_expose_latency(inventory: InventoryStack):
 def test_two_workers_share_metrics(inventory_factory):
     stack = inventory_factory(workers=2)
     wait_until(lambda: stack.get("/inventory/SKU-00001").status_code == 200, what="first snapshot", logs=stack.logs())
-    for _ in range(20):
+    for _request in range(20):
         assert stack.get("/inventory/SKU-00001").status_code == 200
     text = stack.get("/metrics").text
     counts = [

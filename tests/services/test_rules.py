@@ -110,7 +110,7 @@ def test_infinite_loop_hits_time_limit(lab_hq: LabHq, rules_factory):
 def test_trapping_rule_falls_back(lab_hq: LabHq, rules_factory):
     item = catalog_item(lab_hq, "household")
     rules = rules_factory([{"name": "divide-by-zero", "module": "trap.wat"}])
-    for _ in range(3):
+    for _attempt in range(3):
         quote = rules.price(item["sku"])
         assert quote["price_cents"] == item["base_price_cents"]
         assert quote["outcome"] == "trap"

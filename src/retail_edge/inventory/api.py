@@ -393,7 +393,7 @@ class InventoryApp:
             "promise reserved",
             extra={"store_id": settings.store_id, "order_id": order_id, "reservation_id": reservation_id},
         )
-        _, stale = self.feed_age(now)
+        _age, stale = self.feed_age(now)
         view = {**self.reservation_view(reservation, now), "orders_ahead": plan.orders_ahead, "stock_stale": stale}
         await send_json(send, 201, view)
         return 201
