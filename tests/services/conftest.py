@@ -121,7 +121,9 @@ class InventoryStack:
         return "\n".join(f"--- {name} ---\n{text}" for name, text in parts.items())
 
 
-def wait_until(condition: Callable[[], Any], timeout: float = 20.0, what: str = "condition", logs: str = "") -> Any:
+def wait_until(
+    condition: Callable[[], Any], timeout: float = 20.0, description: str = "condition", logs: str = ""
+) -> Any:
     """Poll ``condition`` every 50 ms until it returns a truthy value, which is returned; fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -129,7 +131,7 @@ def wait_until(condition: Callable[[], Any], timeout: float = 20.0, what: str = 
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{logs}")
+            raise AssertionError(f"timed out after {timeout} s waiting for {description}\n{logs}")
         time.sleep(0.05)
 
 
@@ -154,7 +156,9 @@ def inventory_factory(lab_hq: LabHq, tmp_path: Path) -> Iterator[Callable[..., I
 def inventory(inventory_factory: Callable[..., InventoryStack]) -> InventoryStack:
     """A started inventory stack that has finished its first snapshot."""
     stack = inventory_factory()
-    wait_until(lambda: stack.get("/inventory/SKU-00001").status_code == 200, what="first snapshot", logs=stack.logs())
+    wait_until(
+        lambda: stack.get("/inventory/SKU-00001").status_code == 200, description="first snapshot", logs=stack.logs()
+    )
     return stack
 
 
@@ -225,7 +229,9 @@ def rules_factory(lab_hq: LabHq, tmp_path: Path) -> Iterator[Callable[..., Rules
         services.append(service)
         service.start()
         wait_until(
-            lambda: service.http.get("/healthz").json()["catalog_skus"] > 0, what="catalog", logs=service.log_tail()
+            lambda: service.http.get("/healthz").json()["catalog_skus"] > 0,
+            description="catalog",
+            logs=service.log_tail(),
         )
         return service
 
