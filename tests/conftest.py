@@ -1,3 +1,6 @@
-"""Fixtures shared across test areas."""
+"""Fixture plugins shared by several test areas."""
 
-pytest_plugins = ["tests.fixtures_pve"]
+pytest_plugins = [
+    "tests.fixtures_hq",
+    "tests.fixtures_pve",
+]
