@@ -1,3 +1,7 @@
 """Fixture plugins shared by several test areas."""
 
-pytest_plugins = ["tests.fixtures_hq", "tests.fixtures_vision"]
+pytest_plugins = [
+    "tests.fixtures_hq",
+    "tests.fixtures_pve",
+    "tests.fixtures_vision",
+]

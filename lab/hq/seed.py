@@ -72,7 +72,10 @@ def generate_catalog(seed: int, count: int, today: dt.date) -> list[CatalogItem]
         perishable, shelf_life, price_range, margin_range = CATEGORIES[category]
         base_price = rng.randint(*price_range)
         # Cost leaves between 20 % and 45 % gross margin on the base price.
-        cost = max(1, round(base_price * rng.uniform(0.55, 0.80)))
+        cost_share = rng.uniform(0.55, 0.80)
+        cost = max(1, round(base_price * cost_share))
+        # The minimum margin never puts the floor price, cost * (1 + min_margin), above the base price.
+        min_margin = max(0.0, min(rng.uniform(*margin_range), base_price / cost - 1.01))
         expiry = (today + dt.timedelta(days=rng.randint(*shelf_life))).isoformat() if perishable else None
         name = f"{rng.choice(ADJECTIVES)} {rng.choice(NOUNS[category])}"
         items.append(
@@ -82,7 +85,7 @@ def generate_catalog(seed: int, count: int, today: dt.date) -> list[CatalogItem]
                 category=category,
                 base_price_cents=base_price,
                 cost_cents=cost,
-                min_margin=round(rng.uniform(*margin_range), 3),
+                min_margin=round(min_margin, 3),
                 perishable=perishable,
                 expiry_date=expiry,
             )

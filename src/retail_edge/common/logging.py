@@ -45,3 +45,5 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # httpx logs every request at INFO; a polling worker would flood the log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
