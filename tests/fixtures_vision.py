@@ -185,8 +185,8 @@ def build_red_detector_model(
 
     width, height = input_size if input_size is not None else ("W", "H")
     rows = len(boxes)
-    coordinates = [value for x1, y1, x2, y2, _ in boxes for value in (x1, y1, x2, y2)]
-    classes = [float(label) for *_, label in boxes]
+    coordinates = [value for box in boxes for value in box[:4]]
+    classes = [float(box[4]) for box in boxes]
     nodes = [
         helper.make_node("Constant", [], ["starts"], value=helper.make_tensor("s", TensorProto.INT64, [1], [0])),
         helper.make_node("Constant", [], ["ends"], value=helper.make_tensor("e", TensorProto.INT64, [1], [1])),

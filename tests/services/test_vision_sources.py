@@ -77,7 +77,7 @@ def test_file_source_stops_on_event(clip):
     stop = threading.Event()
     source = FrameSource(SourceSettings(kind="file", uri=str(clip), loop=True), "c")
     count = 0
-    for _ in source.frames(stop):
+    for _frame in source.frames(stop):
         count += 1
         if count == 3:
             stop.set()

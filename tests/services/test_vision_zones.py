@@ -389,7 +389,7 @@ def test_pipeline_queue_events_from_scripted_detections():
     queue_people = [person(10, 90), person(25, 90), person(40, 90)]
     script = dict.fromkeys(range(8), queue_people)
     script.update(dict.fromkeys(range(8, 14), queue_people[:1]))
-    pipeline, _, results, published = run_pipeline(scripted_camera(help_zones=[]), script, 14)
+    pipeline, _detector, results, published = run_pipeline(scripted_camera(help_zones=[]), script, 14)
 
     # Tracks confirm at frame 1 (min_hits=2), so three people are counted from t=1 and the alert fires at t=3.
     assert [r.events[0].event for r in results if r.events] == [QUEUE_EXCEEDED, QUEUE_CLEARED]
@@ -406,7 +406,7 @@ def test_pipeline_queue_events_from_scripted_detections():
 def test_pipeline_assist_needed_from_scripted_detections():
     shopper = person(80, 80)
     script = {i: [shopper] for i in range(10)}
-    _, _, results, published = run_pipeline(scripted_camera(queue_zones=[]), script, 10)
+    _pipeline, _detector, results, published = run_pipeline(scripted_camera(queue_zones=[]), script, 10)
     # Confirmed at frame 1, dwell 3 s: the alert comes at t=4.
     assert [(r.index, e.event) for r in results for e in r.events] == [(4, ASSIST_NEEDED)]
     assert published[0].data == {"track_id": 1, "dwell_s": 3.0, "people_in_zone": 1}
@@ -415,7 +415,7 @@ def test_pipeline_assist_needed_from_scripted_detections():
 def test_pipeline_detect_every_carries_tracks():
     shopper = person(80, 80)
     camera = scripted_camera(queue_zones=[], detect_every=3, tracker=TrackerSettings(min_hits=1))
-    _, detector, results, published = run_pipeline(camera, {i: [shopper] for i in range(12)}, 12)
+    _pipeline, detector, results, published = run_pipeline(camera, {i: [shopper] for i in range(12)}, 12)
     assert [r.index for r in results if r.detected] == [0, 3, 6, 9]
     assert len(detector.calls) == 4
     # Frames without detection still see the tracked shopper, so dwell time keeps counting.

@@ -31,19 +31,18 @@ class EventBuffer(Protocol):
 
     def append(self, topic: str, payload: bytes) -> int:
         """Store an event and return its sequence number (increasing)."""
-        ...
 
     def after(self, seq: int, limit: int) -> list[BufferedEvent]:
         """Return up to limit events with a sequence number above seq, oldest first."""
-        ...
 
     def remove(self, seq: int) -> None:
         """Forget an acknowledged event; unknown numbers are ignored."""
-        ...
 
-    def __len__(self) -> int: ...
+    def __len__(self) -> int:
+        """Return the number of events not acknowledged yet."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the storage; the buffer is unusable afterwards."""
 
 
 class MemoryBuffer:

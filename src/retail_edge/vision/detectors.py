@@ -36,7 +36,6 @@ class Detector(Protocol):
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         """Return the people in a BGR uint8 frame, in that frame's pixel coordinates."""
-        ...
 
 
 def _check_frame(frame: np.ndarray) -> tuple[int, int]:

@@ -96,7 +96,7 @@ def _greedy(
 ) -> list[tuple[int, int]]:
     """Take pairs best first while neither side is used; remove the taken ones from the *_left lists."""
     pairs = []
-    for _, track_index, detection_index in ranked:
+    for _rank, track_index, detection_index in ranked:
         if track_index in tracks_left and detection_index in detections_left:
             pairs.append((track_index, detection_index))
             tracks_left.remove(track_index)
