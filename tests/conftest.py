@@ -2,5 +2,6 @@
 
 pytest_plugins = [
     "tests.fixtures_hq",
+    "tests.fixtures_pos",
     "tests.fixtures_pve",
 ]
