@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures_hq",
+    "tests.fixtures_pos",
     "tests.fixtures_pve",
     "tests.fixtures_vision",
 ]
