@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures_hq",
     "tests.fixtures_pos",
     "tests.fixtures_vault",
+    "tests.fixtures_vision",
 ]
