@@ -31,6 +31,8 @@ from lab.lxc._proc import file_lock, write_text
 from lab.openbao.server import OpenBaoLab
 
 TEMPLATE = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
+# The product whose promo the kiosk page includes through ESI (a SKU of the lab HQ's catalog).
+PROMO_SKU = "SKU-00001"
 # The vision service's camera in the lab: real footage of people walking (Debian's opencv-doc).
 CAMERA_FOOTAGE = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 
@@ -184,28 +186,41 @@ def ensure_openbao(lab: Lab) -> bool:
     return not was_running
 
 
+def vault_client(lab: Lab) -> Any:
+    """Return an hvac client of the lab OpenBao, logged in with its root token."""
+    import hvac  # noqa: PLC0415 - only the demo needs the Vault client here
+
+    state = json.loads(lab.openbao.state_file.read_text())
+    return hvac.Client(url=state["url"], token=lab.openbao.root_token(), verify=str(lab.openbao.ca_file))
+
+
+def read_secret(lab: Lab, path: str, field: str) -> str | None:
+    """Return one field of kv/<path> from the lab OpenBao, or None when the secret does not exist."""
+    import hvac  # noqa: PLC0415
+
+    try:
+        answer = vault_client(lab).secrets.kv.v2.read_secret_version(
+            path=path, mount_point="kv", raise_on_deleted_version=True
+        )
+    except hvac.exceptions.InvalidPath:
+        return None
+    value = answer["data"]["data"].get(field)
+    return None if value is None else str(value)
+
+
 def seed_hq_tokens(lab: Lab) -> bool:
     """Put the store's HQ token where the inventory API and the POS cache read it from OpenBao.
 
     vault_store_bootstrap generates every missing secret and never overwrites one, so the token that
     the lab HQ accepts must be in place before site.yml runs.
     """
-    import hvac  # noqa: PLC0415 - only the demo needs the Vault client
-
-    state = json.loads((lab.openbao.state_file).read_text())
-    client = hvac.Client(url=state["url"], token=lab.openbao.root_token(), verify=str(lab.openbao.ca_file))
+    client = vault_client(lab)
     token = lab.hq_token()
     changed = False
     for workload in ("inventory_api", "pos_cache"):
         path = f"stores/{STORE_ID}/{workload}/hq"
-        try:
-            current = client.secrets.kv.v2.read_secret_version(
-                path=path, mount_point="kv", raise_on_deleted_version=True
-            )
-            if current["data"]["data"].get("token") == token:
-                continue
-        except hvac.exceptions.InvalidPath:
-            pass
+        if read_secret(lab, path, "token") == token:
+            continue
         client.secrets.kv.v2.create_or_update_secret(path=path, secret={"token": token}, mount_point="kv")
         changed = True
     return changed
@@ -261,7 +276,7 @@ def ensure_hq(lab: Lab) -> bool:
     return True
 
 
-def ensure_content(lab: Lab, promo_sku: str) -> bool:
+def ensure_content(lab: Lab, promo_sku: str = PROMO_SKU) -> bool:
     """Write the store's kiosk pages and assets and serve them on the lab bridge for Varnish to fetch."""
     changed = False
     for relative, text in content_files(promo_sku).items():

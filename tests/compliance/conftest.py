@@ -23,6 +23,8 @@ from typing import Any
 import pytest
 from testinfra.utils import ansible_runner
 
+from lab.demo.ansible import render_host_vars
+from lab.demo.processes import DemoError
 from tests.support import ROOT, VENV_BIN, ansible_env, ensure_collection_link
 
 DECLARED_VARS = Path(__file__).with_name("declared.yml")
@@ -77,10 +79,6 @@ def _host_patterns(config: pytest.Config) -> list[str]:
     return patterns
 
 
-def _ansible_command_env() -> dict[str, str]:
-    return ansible_env({"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"})
-
-
 def load_declared(config: pytest.Config) -> dict[str, dict[str, Any]]:
     """Return host name -> declared state for every host the run targets, rendered by Ansible once per session."""
     cached = getattr(config, "_compliance_declared", None)
@@ -89,32 +87,12 @@ def load_declared(config: pytest.Config) -> dict[str, dict[str, Any]]:
     inventory = config.option.ansible_inventory
     if not inventory:
         raise pytest.UsageError("--ansible-inventory is required: the suite compares hosts with their inventory")
-    command = [
-        str(VENV_BIN / "ansible"),
-        ":".join(_host_patterns(config)),
-        "-i",
-        str(Path(inventory).resolve()),
-        "--playbook-dir",
-        str(ROOT / "playbooks"),
-        "-m",
-        "ansible.builtin.debug",
-        "-a",
-        "var=__compliance_declared",
-        "-e",
-        f"@{DECLARED_VARS}",
-    ]
-    proc = subprocess.run(
-        command, cwd=ROOT, env=_ansible_command_env(), capture_output=True, text=True, timeout=300, check=False
-    )
     try:
-        result = json.loads(proc.stdout)
-        hosts = result["plays"][0]["tasks"][0]["hosts"]
-    except (json.JSONDecodeError, KeyError, IndexError) as exc:
-        raise pytest.UsageError(
-            f"rendering the declared state with ansible failed (exit {proc.returncode}):\n"
-            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-        ) from exc
-    declared = {name: answer["__compliance_declared"] for name, answer in hosts.items()}
+        declared = render_host_vars(
+            Path(inventory).resolve(), ":".join(_host_patterns(config)), "__compliance_declared", DECLARED_VARS
+        )
+    except DemoError as exc:
+        raise pytest.UsageError(str(exc)) from exc
     config._compliance_declared = declared  # type: ignore[attr-defined]
     return declared
 
