@@ -1,3 +1,9 @@
-"""Fixtures shared across test areas."""
+"""Fixture plugins shared by several test areas."""
 
-pytest_plugins = ["tests.fixtures_pve", "tests.fixtures_ceph"]
+pytest_plugins = [
+    "tests.fixtures_ceph",
+    "tests.fixtures_hq",
+    "tests.fixtures_pos",
+    "tests.fixtures_pve",
+    "tests.fixtures_vision",
+]
