@@ -50,7 +50,7 @@ PORT_WINDOW_SIZE = 100
 
 # First line of every ceph.conf this module writes; a directory is removed only when it carries it.
 CONF_MARKER = "# Lab cluster written by `python -m lab.ceph start`; one mon, one mgr, one memstore OSD on 127.0.0.1."
-# What a bootstrap creates before it writes ceph.conf.
+# Entries a bootstrap creates before it writes ceph.conf.
 EARLY_ENTRIES = frozenset({"run", "log", "crash"})
 
 START_TIMEOUT_S = 120.0
@@ -262,11 +262,8 @@ class LabCeph:
         with self.client() as cluster:
             # Values set in ceph.conf override `ceph config set`, so anything a test or an operator
             # may want to flip at run time goes to the mon's config database instead.
-            for who, option, value in (
-                ("mon", "mon_allow_pool_delete", "true"),
-                ("mon", "mon_allow_pool_size_one", "true"),
-            ):
-                cluster.mon({"prefix": "config set", "who": who, "name": option, "value": value})
+            for option in ("mon_allow_pool_delete", "mon_allow_pool_size_one"):
+                cluster.mon({"prefix": "config set", "who": "mon", "name": option, "value": "true"})
             self._make_mgr(cluster)
             self._spawn("mgr")
             self._make_osd(cluster, facts)
@@ -429,8 +426,8 @@ class LabCeph:
             first_line = ""
         if first_line != CONF_MARKER:
             raise LabCephError(
-                f"{self.root} is not empty and holds no lab cluster (no ceph.conf written by lab.ceph), so it is "
-                "left alone; pass a new or empty directory, or one made by `python -m lab.ceph start`"
+                f"{self.root} is not empty and holds no lab cluster (no ceph.conf written by lab.ceph), so it was "
+                "not removed; pass a new or empty directory, or one made by `python -m lab.ceph start`"
             )
 
 
