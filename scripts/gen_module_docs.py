@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Render module documentation (DOCUMENTATION, EXAMPLES, RETURN) to Markdown under docs/modules/.
 
 The documentation is read through `ansible-doc --json`, so doc fragments (connection options,
