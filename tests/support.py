@@ -64,6 +64,10 @@ def run_playbook(
     extra_vars travel as JSON so that types (ints, lists, dicts) survive.
     """
     cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(playbook), *args]
+    if str(inventory) == "localhost,":
+        # The controller itself, reached without SSH, with the venv's interpreter so that
+        # modules find proxmoxer, hvac and the other controller-side libraries.
+        cmd += ["-e", json.dumps({"ansible_connection": "local", "ansible_python_interpreter": sys.executable})]
     if extra_vars:
         cmd += ["-e", json.dumps(dict(extra_vars))]
     proc = subprocess.run(
@@ -101,3 +105,30 @@ def run(cmd: Sequence[str], *, cwd: Path = ROOT, timeout: float = 900, **kwargs)
     return subprocess.run(
         list(cmd), cwd=cwd, env=ansible_env(), capture_output=True, text=True, timeout=timeout, check=False, **kwargs
     )
+
+
+def run_module(
+    module: str,
+    module_args: Mapping[str, object],
+    *,
+    check: bool = False,
+    diff: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> dict:
+    """Run one module on localhost through ansible's ad-hoc mode and return its result dict."""
+    cmd = [str(VENV_BIN / "ansible"), "localhost", "-m", module]
+    if module_args:
+        cmd += ["-a", json.dumps(dict(module_args))]
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    extra = {"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"}
+    proc = subprocess.run(
+        cmd, cwd=ROOT, env=ansible_env({**extra, **(env or {})}), capture_output=True, text=True, timeout=300, check=False
+    )
+    try:
+        output = json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise AssertionError(f"{module} printed no JSON (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}") from exc
+    return output["plays"][0]["tasks"][0]["hosts"]["localhost"]

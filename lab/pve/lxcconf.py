@@ -197,7 +197,7 @@ def config_key_prop(key: str) -> Prop | None:
 
 
 def stored_value(key: str, value: Any) -> Any:
-    """Return the value as the config file holds it: numbers as their text, integers and booleans as int."""
+    """Return the value as the config file stores it: numbers as their text, integers and booleans as int."""
     if key in NUMBER_KEYS:
         return format_number(value)
     if key == "description":

@@ -1,8 +1,8 @@
 """The double's cluster state and its persistence to one JSON file in the state directory.
 
-Writes are batched: a mutation marks the state dirty and a background thread writes it at most every
-`interval_s` seconds through a temporary file and an atomic rename, so a fleet of hundreds of containers
-does not rewrite the file on every request. `close()` writes what is left. A SIGKILL loses at most the
+Writes are batched. A mutation marks the state dirty, and a background thread writes it at most every
+`interval_s` seconds through a temporary file and an atomic rename. A fleet of hundreds of containers
+therefore does not rewrite the file on every request. `close()` writes what is left. A SIGKILL loses at most the
 last interval of changes.
 """
 
@@ -42,6 +42,7 @@ class StateStore:
         self.path = path
         self.interval_s = interval_s
         self.lock = threading.RLock()
+        self._write_lock = threading.Lock()  # one writer at a time: the background thread or an explicit flush
         self.data = self._load()
         self._dirty = threading.Event()
         self._closed = threading.Event()
@@ -76,16 +77,18 @@ class StateStore:
             return json.dumps(self.data, sort_keys=True)
 
     def flush(self) -> None:
-        with self.lock:
-            self._dirty.clear()
-            text = json.dumps(self.data, separators=(",", ":"))
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        with tmp.open("w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
-        self._writes += 1
+        """Write the state now: serialize under the state lock, write and rename outside it."""
+        with self._write_lock:
+            with self.lock:
+                self._dirty.clear()
+                text = json.dumps(self.data, separators=(",", ":"))
+            tmp = self.path.with_name(f".{self.path.name}.tmp")
+            with tmp.open("w") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+            self._writes += 1
 
     @property
     def writes(self) -> int:

@@ -29,7 +29,7 @@ class TaskError(Exception):
 
 @dataclass
 class TaskContext:
-    """What task work receives: the task's fields and a way to write its log (readable while it runs)."""
+    """Context of running task work: the task's fields and its log, which clients can read while it runs."""
 
     upid: str
     node: str

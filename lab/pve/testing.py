@@ -42,7 +42,7 @@ DEFAULT_LAB_CONFIG: dict[str, Any] = {
 
 
 class PveApiError(Exception):
-    """An error answer of the double: HTTP status, PVE's message and the per-parameter errors."""
+    """An error response of the double: HTTP status, PVE's message and the per-parameter errors."""
 
     def __init__(self, status: int, message: str, errors: dict[str, str] | None = None) -> None:
         detail = f" {errors}" if errors else ""
@@ -168,7 +168,7 @@ class PveDouble:
         self._csrf = None
 
     def session(self) -> requests.Session:
-        """A session logged in as root@pam with a password ticket (CSRF token kept for writes)."""
+        """Return a session logged in as root@pam with a password ticket; the CSRF token is kept for writes."""
         if self._session is None:
             session = requests.Session()
             answer = session.post(
@@ -183,6 +183,12 @@ class PveDouble:
             self._csrf = data["CSRFPreventionToken"]
             self._session = session
         return self._session
+
+    @property
+    def csrf_token(self) -> str:
+        """The CSRF prevention token of the root@pam session, for writes sent through `session()`."""
+        self.session()
+        return self._csrf or ""
 
     def request(self, method: str, path: str, params: Mapping[str, Any] | None = None) -> requests.Response:
         """Send one API call as root@pam and return the raw response.

@@ -97,11 +97,13 @@ keyed_groups:
 compose:
   ansible_user: "'root'"
 
-# fleet.stores.yml with a registry exported from the ERP as CSV, kept beside the inventory folder:
-# id,region,format,wave,subnet,nodes,gpu
-# s001,eu-west,supermarket,canary,10.20.1.0/24,s001-pve1;s001-pve2;s001-pve3,true
-plugin: retail.edge.stores
-registry: ../registries/stores.csv
+# A second inventory source, whose registry is exported from the ERP as CSV and kept
+# beside the inventory folder:
+#   plugin: retail.edge.stores
+#   registry: ../registries/stores.csv
+# with ../registries/stores.csv:
+#   id,region,format,wave,subnet,nodes,gpu
+#   s001,eu-west,supermarket,canary,10.20.1.0/24,s001-pve1;s001-pve2;s001-pve3,true
 """
 
 import csv

@@ -332,3 +332,30 @@ def test_stats_count_requests_per_route(pve):
     stats = pve.stats()
     assert stats["requests"] == 3
     assert stats["by_route"] == {"GET /nodes/{node}/lxc/{vmid}/config": 2, "GET /nodes": 1}
+
+
+def test_json_request_body_accepted(pve):
+    session = pve.session()
+    answer = session.post(
+        f"{pve.url}/nodes/pve1/lxc",
+        json={"vmid": 110, "ostemplate": TEMPLATE, "memory": 1024, "onboot": True, "cpulimit": 1.5},
+        headers={"CSRFPreventionToken": pve.csrf_token},
+        verify=str(pve.ca_file),
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    pve.wait_task(answer.json()["data"])
+    conf = config(pve, 110)
+    assert conf["memory"] == 1024
+    assert conf["onboot"] == 1
+    assert conf["cpulimit"] == "1.5"
+
+
+def test_pool_membership(pve):
+    create_ct(pve, vmid=120, pool="edge")
+    assert pve.api("GET", "/pools/edge")["members"] == [
+        {"id": "lxc/120", "type": "lxc", "vmid": 120, "node": "pve1", "name": "ct120"}
+    ]
+    assert pve.api("GET", "/cluster/resources", type="vm")[0]["pool"] == "edge"
+    with pytest.raises(PveApiError, match="pool 'nope' does not exist"):
+        pve.api("POST", "/nodes/pve1/lxc", vmid=121, ostemplate=TEMPLATE, pool="nope")

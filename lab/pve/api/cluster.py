@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from lab.pve.api.lxc import container_status
 from lab.pve.api.storage import storage_status
-from lab.pve.app import Request, param_error
+from lab.pve.app import Request, fail, param_error
 from lab.pve.schema import Prop, schema
 
 if TYPE_CHECKING:
@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 
 RESOURCES_SCHEMA = schema({"type": Prop(enum=("vm", "storage", "node", "sdn"))})
 NEXTID_SCHEMA = schema({"vmid": Prop("integer", minimum=100, maximum=999_999_999, format="pve-vmid")})
+POOL_TYPES = ("qemu", "lxc", "storage")
+POOLS_SCHEMA = schema({"poolid": Prop(format="pve-poolid"), "type": Prop(enum=POOL_TYPES, requires="poolid")})
+POOL_SCHEMA = schema({"poolid": Prop(optional=False, format="pve-poolid"), "type": Prop(enum=POOL_TYPES)})
 FIRST_VMID = 100
 
 
@@ -22,6 +25,8 @@ def register(app: PveApp) -> None:
     app.route("GET", "/cluster/status", schema())(cluster_status)
     app.route("GET", "/cluster/resources", RESOURCES_SCHEMA)(resources)
     app.route("GET", "/cluster/nextid", NEXTID_SCHEMA)(nextid)
+    app.route("GET", "/pools", POOLS_SCHEMA)(list_pools)
+    app.route("GET", "/pools/{poolid}", POOL_SCHEMA)(get_pool)
 
 
 def version(request: Request) -> dict[str, Any]:
@@ -130,3 +135,40 @@ def nextid(request: Request) -> str:
     while candidate in used:
         candidate += 1
     return str(candidate)
+
+
+def _pool_members(app: PveApp, pool: str, kind: str | None) -> list[dict[str, Any]]:
+    if kind not in (None, "lxc"):
+        return []
+    with app.store.lock:
+        records = sorted((int(vmid), record) for vmid, record in app.store.data["guests"].items())
+    return [
+        {
+            "id": f"lxc/{vmid}",
+            "type": "lxc",
+            "vmid": vmid,
+            "node": record["node"],
+            "name": record["conf"].get("hostname"),
+        }
+        for vmid, record in records
+        if record.get("pool") == pool
+    ]
+
+
+def list_pools(request: Request) -> list[dict[str, Any]]:
+    app, params = request.app, request.params
+    wanted = params.get("poolid")
+    if wanted is not None and wanted not in app.config.pools:
+        raise fail(f"pool '{wanted}' does not exist")
+    return [
+        {"poolid": pool, "members": _pool_members(app, pool, params.get("type"))}
+        for pool in app.config.pools
+        if wanted in (None, pool)
+    ]
+
+
+def get_pool(request: Request) -> dict[str, Any]:
+    app, pool = request.app, request.params["poolid"]
+    if pool not in app.config.pools:
+        raise fail(f"pool '{pool}' does not exist")
+    return {"members": _pool_members(app, pool, request.params.get("type"))}

@@ -63,7 +63,7 @@ def new_record(node: str) -> dict[str, Any]:
 
 
 def container_status(app: PveApp, vmid: int, record: dict[str, Any]) -> dict[str, Any]:
-    """The fields `GET .../lxc`, `status/current` and `/cluster/resources` share for one container."""
+    """Return the fields that `GET .../lxc`, `status/current` and `/cluster/resources` share for a container."""
     conf = record["conf"]
     runtime = app.backend.status(record["node"], vmid)
     memory = int(conf.get("memory", 512))
@@ -161,7 +161,7 @@ def _create_plan(params: dict[str, Any]) -> CreatePlan:
     restore = bool(params.pop("restore", 0))
     unprivileged = params.pop("unprivileged", None)
     if unprivileged is None and not restore:
-        unprivileged = 1  # PVE creates unprivileged containers unless told otherwise
+        unprivileged = 1  # PVE creates unprivileged containers unless the request sets unprivileged=0
     return CreatePlan(
         node=params.pop("node"),
         vmid=params.pop("vmid"),

@@ -1,8 +1,8 @@
 """Container configuration: `GET/PUT .../config`, `GET .../pending` and `PUT .../resize`.
 
-Changes follow PVE's pending model: every change is first written to the pending section; a stopped
-container applies all of it at once, a running one applies only what can change live (hotplug) and
-keeps the rest pending until the next start or reboot.
+Changes follow PVE's pending model. Every change is first written to the pending section. A stopped
+container applies all of it at once, while a running one applies only what can change live (hotplug)
+and keeps the rest pending until the next start or reboot.
 """
 
 from __future__ import annotations

@@ -74,8 +74,8 @@ def start(request: Request) -> str:
     return app.tasks.spawn(node, "vzstart", str(vmid), request.caller.authid, work)
 
 
-def stop(request: Request) -> str:
-    app, node, vmid, running = _load_for_action(request, skiplock=bool(request.params.get("skiplock")))
+def _stop_task(request: Request, task_type: str, *, skiplock: bool = False) -> str:
+    app, node, vmid, running = _load_for_action(request, skiplock=skiplock)
     if not running:
         raise fail(f"CT {vmid} not running")
 
@@ -83,19 +83,15 @@ def stop(request: Request) -> str:
         del context
         app.backend.stop(node, vmid)
 
-    return app.tasks.spawn(node, "vzstop", str(vmid), request.caller.authid, work)
+    return app.tasks.spawn(node, task_type, str(vmid), request.caller.authid, work)
+
+
+def stop(request: Request) -> str:
+    return _stop_task(request, "vzstop", skiplock=bool(request.params.get("skiplock")))
 
 
 def shutdown(request: Request) -> str:
-    app, node, vmid, running = _load_for_action(request)
-    if not running:
-        raise fail(f"CT {vmid} not running")
-
-    def work(context: TaskContext) -> None:
-        del context
-        app.backend.stop(node, vmid)
-
-    return app.tasks.spawn(node, "vzshutdown", str(vmid), request.caller.authid, work)
+    return _stop_task(request, "vzshutdown")
 
 
 def reboot(request: Request) -> str:

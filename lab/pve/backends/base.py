@@ -1,9 +1,14 @@
 """The backend interface: where the double keeps volumes and runs containers.
 
-The API layer owns configuration, validation, tasks and locking; a backend owns the things a real node
-owns. The memory backend only records them; a backend that creates real LXC containers implements the
-same methods. All methods run inside a task or request, with the state lock not held, and raise
-`BackendError` with a message PVE would print in the task log.
+The API layer owns configuration, validation, tasks and locking, and a backend owns what a real node
+owns: volumes and running containers. The memory backend only records them, and a backend that creates
+real LXC containers implements the same methods. Methods raise `BackendError` with the message PVE would
+print in the task log.
+
+Start, stop, create, destroy, clone, template and resize call the backend from a task thread without
+the state lock. Configuration updates call `alloc_volume`, `free_volume`, `volume_size` and
+`apply_live` with the state lock held (PVE holds the container's config lock there too), and
+`status` is called with the lock held, so these calls must be quick.
 """
 
 from __future__ import annotations
