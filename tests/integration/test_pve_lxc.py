@@ -8,7 +8,6 @@ use distinct vmids, so they do not depend on each other's containers.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,6 @@ def play(pve: PveDouble, name: str, tmp_path: Path, **extra: Any) -> dict[str, A
         "pve": pve.module_defaults(),
         "ostemplate": OSTEMPLATE,
         "result_file": str(result_file),
-        "ansible_python_interpreter": sys.executable,
         **extra,
     }
     run_playbook(PLAYBOOKS / f"{name}.yml", "--diff", extra_vars=extra_vars, timeout=300)
