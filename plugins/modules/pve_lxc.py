@@ -450,6 +450,8 @@ from ansible_collections.retail.edge.plugins.module_utils._pve_lxc_config import
     root_only_reasons,
 )
 
+SSH_KEY_RE = re.compile(r"^(ssh-[a-z0-9-]+|ecdsa-sha2-[a-z0-9-]+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/]+={0,3}( .*)?$")
+OSTEMPLATE_RE = re.compile(r"^([a-z][a-z0-9\-_.]*[a-z0-9]:\S+|/\S+)$", re.IGNORECASE)
 MIN_VMID = 100
 MAX_VMID = 999_999_999
 MASK = "********"
@@ -585,8 +587,24 @@ class Declaration:
                 raise ConfigError(f"disk_size: {exc}") from None
             self.config["rootfs"] = {"size": size}
 
+        self._validate_create_options()
+
+    def _validate_create_options(self) -> None:
+        params = self.params
         if params["password"] is not None and len(params["password"]) < 5:
             raise ConfigError("password is too short: PVE requires at least 5 characters")
+        for index, line in enumerate(params["ssh_public_keys"] or []):
+            if not SSH_KEY_RE.match(line.strip()):
+                raise ConfigError(
+                    f"ssh_public_keys[{index}] is not an OpenSSH public key; give one key per item in the form "
+                    "'ssh-ed25519 AAAA... comment'"
+                )
+        ostemplate = params["ostemplate"]
+        if ostemplate is not None and not OSTEMPLATE_RE.match(ostemplate):
+            raise ConfigError(
+                f"ostemplate {ostemplate!r} is not a template volume; use STORAGE:vztmpl/FILE, such as "
+                "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
+            )
 
     @staticmethod
     def _indexed_name(option: str, prefix: str, index_key: str) -> str:

@@ -242,6 +242,8 @@ def test_delete_undeclared(existing, run_module):
         ({"mounts": {"mp0": {"storage": "local-lvm", "mp": "/srv"}}}, "needs a size"),
         ({"disk_size": "8"}, "has no unit"),
         ({"password": "abc"}, "at least 5 characters"),
+        ({"ssh_public_keys": ["not a key"]}, "ssh_public_keys[0] is not an OpenSSH public key"),
+        ({"ostemplate": "debian-12.tar.zst"}, "is not a template volume"),
     ],
 )
 def test_invalid_declarations_fail_before_api(fake_pve, run_module, args, fragment):
