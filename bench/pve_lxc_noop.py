@@ -2,8 +2,8 @@
 
 Both modules run through ansible-playbook against the same PVE API double (lab/pve), one task with a
 loop over the same 20 running containers, declared with options both modules understand. Runs are
-interleaved (A, B, A, B, ...) because this machine is shared and noisy; each run starts from reset
-request counters, and the API calls come from the double's /_lab/stats.
+interleaved (A, B, A, B, ...) because this machine is shared and noisy. Each run starts from reset
+request counters, and the API calls are read from the double's /_lab/stats.
 
 Usage: python bench/pve_lxc_noop.py [--repeats 3] [--containers 20] [--json results.json]
 """
