@@ -1,3 +1,7 @@
-"""Fixtures shared across test areas."""
+"""Fixture plugins shared by several test areas."""
 
-pytest_plugins = ["tests.fixtures_pve"]
+pytest_plugins = [
+    "tests.fixtures_hq",
+    "tests.fixtures_pos",
+    "tests.fixtures_pve",
+]
