@@ -15,7 +15,7 @@ COPY="${TMPDIR:-/tmp}/retail-edge-ansible-test-$(printf '%s' "$ROOT" | sha256sum
 # the pylint profile that ansible-test applies to collection plugins.
 # tests/conftest.py goes too: it loads the tests/fixtures_* plugins left out
 # here, and `ansible-test units` would fail importing them.
-NOT_ANSIBLE_CONTENT='^(src|lab|bench)/|^tests/(lab|services|e2e|molecule|compliance|fleet|faults)/|^tests/fixtures_|^tests/conftest\.py$'
+NOT_ANSIBLE_CONTENT='^(src|lab|bench)/|^molecule/[^/]+/tests/|^tests/(lab|services|e2e|molecule|compliance|fleet|faults)/|^tests/fixtures_|^tests/conftest\.py$'
 
 # Copy the files git would commit (tracked, plus untracked ones it does not
 # ignore), so caches and virtualenvs never reach the tests.

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures_hq",
     "tests.fixtures_pos",
     "tests.fixtures_pve",
+    "tests.fixtures_vision",
 ]
