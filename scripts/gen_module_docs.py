@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Render module documentation (DOCUMENTATION, EXAMPLES, RETURN) to Markdown under docs/modules/.
 
 The documentation is read through `ansible-doc --json`, so doc fragments (connection options,
@@ -225,6 +225,7 @@ def render(module: str, data: dict[str, Any]) -> str:
         lines.extend([paragraph, ""])
     if doc.get("requirements"):
         lines.extend(["## Requirements", "", *[f"- {markup(item)}" for item in doc["requirements"]], ""])
+
     lines.extend(["## Parameters", "", *render_options(doc.get("options") or {})])
     if doc.get("attributes"):
         lines.extend(["## Attributes", "", *render_attributes(doc["attributes"])])
@@ -232,6 +233,7 @@ def render(module: str, data: dict[str, Any]) -> str:
         lines.extend(["## Notes", "", *[f"- {paragraph}" for paragraph in paragraphs(doc["notes"])], ""])
     if doc.get("seealso"):
         lines.extend(["## See also", "", *render_seealso(doc["seealso"])])
+
     if data.get("examples"):
         lines.extend(["## Examples", "", "```yaml", data["examples"].strip("\n"), "```", ""])
     if data.get("return"):

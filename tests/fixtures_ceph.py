@@ -8,7 +8,6 @@ Tests that need a fresh cluster of their own start one in their tmp_path and sto
 from __future__ import annotations
 
 import copy
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 
 from lab.ceph import CephPools, LabCeph
 from lab.pve.testing import DEFAULT_LAB_CONFIG, PveDouble
-from tests.support import PVE_API_SCHEMA
+from tests.support import PVE_API_SCHEMA, pve_api_schema_index
 
 # RETAIL_EDGE_PVE_API_SCHEMA points at the schema where the checkout does not sit beside it (a git worktree).
 SCHEMA_PATH = Path(os.environ.get("RETAIL_EDGE_PVE_API_SCHEMA", str(PVE_API_SCHEMA)))
@@ -57,12 +56,4 @@ def official_schema() -> dict[str, dict[str, Any]]:
     """Return the official PVE API schema as {path: {method: definition}}; fail the test when it is missing."""
     if not SCHEMA_PATH.is_file():
         pytest.fail(f"the PVE API schema is missing at {SCHEMA_PATH}; set RETAIL_EDGE_PVE_API_SCHEMA to apidata.json")
-    index: dict[str, dict[str, Any]] = {}
-
-    def walk(nodes: list[dict[str, Any]]) -> None:
-        for node in nodes:
-            index[node["path"]] = node.get("info", {})
-            walk(node.get("children", []))
-
-    walk(json.loads(SCHEMA_PATH.read_text()))
-    return index
+    return pve_api_schema_index(SCHEMA_PATH)

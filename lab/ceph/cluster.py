@@ -48,6 +48,11 @@ PORT_WINDOW_FIRST = 20000
 PORT_WINDOW_LAST = 32000
 PORT_WINDOW_SIZE = 100
 
+# First line of every ceph.conf this module writes; a directory is removed only when it carries it.
+CONF_MARKER = "# Lab cluster written by `python -m lab.ceph start`; one mon, one mgr, one memstore OSD on 127.0.0.1."
+# Entries a bootstrap creates before it writes ceph.conf.
+EARLY_ENTRIES = frozenset({"run", "log", "crash"})
+
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
 
@@ -96,7 +101,7 @@ def render_conf(root: Path, facts: ClusterFacts) -> str:
     """Return ceph.conf for a cluster rooted at root."""
     run_dir = root / "run"
     return f"""\
-# Lab cluster written by `python -m lab.ceph start`; one mon, one mgr, one memstore OSD on 127.0.0.1.
+{CONF_MARKER}
 [global]
 fsid = {facts.fsid}
 mon host = {facts.mon_host}
@@ -234,6 +239,7 @@ class LabCeph:
     def _bootstrap(self) -> None:
         if self.root.exists() and any(self.root.iterdir()):
             # A half-finished bootstrap leaves keys and a mon store that no longer match; start over.
+            self._check_removable()
             log.warning("removing the unfinished lab ceph in %s before bootstrapping again", self.root)
             self.stop()
             shutil.rmtree(self.root)
@@ -256,11 +262,8 @@ class LabCeph:
         with self.client() as cluster:
             # Values set in ceph.conf override `ceph config set`, so anything a test or an operator
             # may want to flip at run time goes to the mon's config database instead.
-            for who, option, value in (
-                ("mon", "mon_allow_pool_delete", "true"),
-                ("mon", "mon_allow_pool_size_one", "true"),
-            ):
-                cluster.mon({"prefix": "config set", "who": who, "name": option, "value": value})
+            for option in ("mon_allow_pool_delete", "mon_allow_pool_size_one"):
+                cluster.mon({"prefix": "config set", "who": "mon", "name": option, "value": "true"})
             self._make_mgr(cluster)
             self._spawn("mgr")
             self._make_osd(cluster, facts)
@@ -406,9 +409,26 @@ class LabCeph:
 
     def purge(self) -> None:
         """Stop the cluster and remove its directory."""
+        if not self.root.exists():
+            return
+        self._check_removable()
         self.stop()
-        if self.root.exists():
-            shutil.rmtree(self.root)
+        shutil.rmtree(self.root)
+
+    def _check_removable(self) -> None:
+        """Raise unless the directory holds only what this module writes, so a wrong --dir deletes nothing."""
+        entries = {entry.name for entry in self.root.iterdir()}
+        if entries <= EARLY_ENTRIES:
+            return
+        try:
+            first_line = self.conf.read_text().split("\n", 1)[0]
+        except FileNotFoundError:
+            first_line = ""
+        if first_line != CONF_MARKER:
+            raise LabCephError(
+                f"{self.root} is not empty and holds no lab cluster (no ceph.conf written by lab.ceph), so it was "
+                "not removed; pass a new or empty directory, or one made by `python -m lab.ceph start`"
+            )
 
 
 def _tool(cmd: list[str]) -> str:

@@ -6,7 +6,7 @@
 Private to the retail.edge collection; the interface may change without notice.
 
 It connects with proxmoxer's `https` backend (password ticket or API token), verifies TLS by
-default, turns PVE's error answers into messages that name the rejected parameter, and waits
+default, turns PVE's error responses into messages that name the rejected parameter, and waits
 for tasks (UPIDs) by polling their status, failing with the task's last log lines.
 """
 
@@ -80,7 +80,7 @@ class PveTaskTimeout(PveError):
 
 @dataclass(frozen=True)
 class Credentials:
-    """Who the client logs in as, resolved from the module options."""
+    """Login identity resolved from the module options."""
 
     user: str
     password: str | None = None
@@ -93,7 +93,7 @@ class Credentials:
 
     @property
     def login(self) -> str:
-        """Return the identity PVE sees: `user@realm` or `user@realm!tokenid`."""
+        """Return the identity PVE authenticates: `user@realm` or `user@realm!tokenid`."""
         return f"{self.user}!{self.token_name}" if self.is_token else self.user
 
     @property
@@ -234,7 +234,7 @@ class PveClient:
             raise PveError(self._tls_message(exc)) from None
         except requests.exceptions.Timeout:
             raise PveError(
-                f"PVE API {method.upper()} /{path} got no answer within api_timeout "
+                f"PVE API {method.upper()} /{path} got no response within api_timeout "
                 f"({self.module.params['api_timeout']} s); raise api_timeout if the cluster is slow"
             ) from None
         except requests.exceptions.RequestException as exc:
@@ -288,7 +288,7 @@ class PveClient:
     def task_log_tail(self, upid: str, lines: int = TASK_LOG_LINES) -> list[str]:
         """Return the last lines of a task log (up to the first 1000 lines are read)."""
         node = upid_node(upid)
-        # NOTE: proxmoxer drops the `total` field of the answer, so a log longer than 1000
+        # NOTE: proxmoxer drops the `total` field of the response, so a log longer than 1000
         # lines shows lines 990-1000 here, not its real end.
         try:
             entries = self.get(f"nodes/{node}/tasks/{upid}/log", start=0, limit=1000)
@@ -308,7 +308,7 @@ class PveClient:
     ) -> str | None:
         """Send a request that may start a task, wait up to wait seconds for it and return its UPID.
 
-        Returns None when PVE answered synchronously (no UPID).
+        Returns None for a synchronous call, where PVE returns no UPID.
         """
         result = self.request(method, path, **dict(params or {}))
         if isinstance(result, str) and result.startswith("UPID:"):

@@ -6,9 +6,9 @@
 Private to the retail.edge collection; the interface may change without notice.
 
 Every configuration key has a type (`ConfigKey`) that turns a value into a canonical Python
-form, formats it back into the string PVE stores, and compares two values by meaning:
-property strings ignore key order, `8G` equals `8192M`, `1` equals `true`, tags ignore order
-and case, and a key left out equals its PVE default.  `plan_update` turns a declared
+form, formats it back into the string PVE stores, and compares two values by meaning.
+Property strings ignore key order, `8G` equals `8192M` and `1` equals `true`. Tags ignore
+order and case, and a key left out equals its PVE default.  `plan_update` turns a declared
 configuration and the current one into the API calls that make them match.
 """
 
@@ -255,7 +255,9 @@ class SubKey:
         return tuple(cleaned)
 
     def _string(self, value: Any) -> str:
-        text = str(value).strip() if not isinstance(value, bool) else ("1" if value else "0")
+        text = str(value).strip()
+        if isinstance(value, bool):
+            text = "1" if value else "0"
         if text == "" or "," in text:
             raise ValueError(f"{value!r} is empty or contains a comma")
         if self.choices and text not in self.choices:
@@ -381,9 +383,9 @@ class PropertyFormat:
             if key in self.filled_keys and key not in desired:
                 continue
             default = self.keys[key].default
-            wanted = desired.get(key, default)
+            desired_value = desired.get(key, default)
             stored = current.get(key, default)
-            if wanted != stored:
+            if desired_value != stored:
                 return False
         return True
 
@@ -537,7 +539,7 @@ def _parse_volume_property(fmt: PropertyFormat, value: Any, option: str, *, stri
         declared = parsed.get("size")
         if declared is not None and declared != volume.size:
             raise ConfigError(
-                f"{option}: volume {volume.text} asks for {format_size(volume.size or 0)} but size= says "
+                f"{option}: volume {volume.text} requests {format_size(volume.size or 0)} but size= is "
                 f"{format_size(declared)}; give the size once"
             )
         parsed["size"] = volume.size
@@ -559,9 +561,9 @@ class ConfigKey:
         return str(value)
 
     def same(self, desired: Any, current: Any) -> bool:
-        wanted = self.default if desired is None else desired
+        desired_value = self.default if desired is None else desired
         stored = self.default if current is None else current
-        return bool(wanted == stored)
+        return bool(desired_value == stored)
 
     def is_empty(self, value: Any) -> bool:
         """Return True where the value means "key not set", so the key is deleted, not written."""
@@ -870,7 +872,7 @@ class Resize:
 
 @dataclass
 class Plan:
-    """What makes a container match its declaration."""
+    """Changes that make a container match its declaration."""
 
     set: dict[str, str] = field(default_factory=dict)
     delete: list[str] = field(default_factory=list)
@@ -902,30 +904,30 @@ def _plan_volume(name: str, desired: Mapping[str, Any], current: Any, plan: Plan
         plan.errors.append(f"{name}: the stored value {current!r} cannot be parsed, so it is not changed")
         return
     stored: Volume = current["volume"]
-    wanted: Volume | None = desired.get("volume")
+    desired_volume: Volume | None = desired.get("volume")
     volume = stored
-    if wanted is not None and not _volume_matches(wanted, stored):
-        if wanted.kind == "path" and stored.kind == "path":
-            volume = wanted
+    if desired_volume is not None and not _volume_matches(desired_volume, stored):
+        if desired_volume.kind == "path" and stored.kind == "path":
+            volume = desired_volume
         else:
             plan.errors.append(
-                f"{name}: the declaration asks for volume {wanted.text} but the container uses {stored.text}; "
+                f"{name}: the declaration asks for volume {desired_volume.text} but the container uses {stored.text}; "
                 "this module neither moves nor replaces volumes. Declare the stored volume (or only its storage "
                 f"and size), or move it with PVE's move-volume first"
             )
             return
 
     stored_size = current.get("size")
-    wanted_size = desired.get("size")
-    if wanted_size is not None and stored_size is not None and volume.kind != "path":
-        if wanted_size < stored_size:
+    desired_size = desired.get("size")
+    if desired_size is not None and stored_size is not None and volume.kind != "path":
+        if desired_size < stored_size:
             plan.errors.append(
-                f"{name}: cannot shrink from {format_size(stored_size)} to {format_size(wanted_size)}; "
+                f"{name}: cannot shrink from {format_size(stored_size)} to {format_size(desired_size)}; "
                 f"PVE can only grow volumes. Declare a size of at least {format_size(stored_size)}"
             )
             return
-        if wanted_size > stored_size:
-            plan.resize.append(Resize(name, wanted_size, stored_size))
+        if desired_size > stored_size:
+            plan.resize.append(Resize(name, desired_size, stored_size))
 
     if volume is not stored or not key.same(desired, current):
         values = {k: v for k, v in desired.items() if k not in ("volume", "size")}
@@ -935,10 +937,10 @@ def _plan_volume(name: str, desired: Mapping[str, Any], current: Any, plan: Plan
         plan.set[name] = key.format(values)
 
 
-def _volume_matches(wanted: Volume, stored: Volume) -> bool:
-    if wanted.kind == "alloc":
-        return stored.kind == "volid" and wanted.storage == stored.storage
-    return wanted.text == stored.text
+def _volume_matches(desired_volume: Volume, stored: Volume) -> bool:
+    if desired_volume.kind == "alloc":
+        return stored.kind == "volid" and desired_volume.storage == stored.storage
+    return desired_volume.text == stored.text
 
 
 def plan_update(
@@ -955,30 +957,30 @@ def plan_update(
     plan = Plan()
     current = parse_config(current_raw)
 
-    for name, wanted in desired.items():
+    for name, desired_value in desired.items():
         key = require_key(name)
         stored = current.get(name)
 
         if name in CREATE_ONLY_KEYS:
-            if not key.same(wanted, stored):
+            if not key.same(desired_value, stored):
                 plan.errors.append(
                     f"{name}: the container has {name}={key.format(stored if stored is not None else key.default)} "
                     f"and PVE cannot change it after creation; recreate the container to get "
-                    f"{name}={key.format(wanted)}"
+                    f"{name}={key.format(desired_value)}"
                 )
             continue
 
         if isinstance(key, VolumeKey) and stored is not None:
-            _plan_volume(name, wanted, stored, plan)
+            _plan_volume(name, desired_value, stored, plan)
             continue
 
-        if key.is_empty(wanted):
+        if key.is_empty(desired_value):
             if stored is not None and not key.is_empty(stored):
                 plan.delete.append(name)
             continue
-        unparsed = isinstance(stored, str) and not isinstance(wanted, str)
-        if stored is None or unparsed or not key.same(wanted, stored):
-            plan.set[name] = key.format(wanted)
+        unparsed = isinstance(stored, str) and not isinstance(desired_value, str)
+        if stored is None or unparsed or not key.same(desired_value, stored):
+            plan.set[name] = key.format(desired_value)
             if name not in current_raw:
                 plan.added.append(name)
 
@@ -1064,11 +1066,11 @@ def root_only_reasons(
     return reasons
 
 
-def _changed_feature_flags(wanted: Mapping[str, Any], stored: Mapping[str, Any]) -> list[str]:
+def _changed_feature_flags(desired_flags: Mapping[str, Any], stored: Mapping[str, Any]) -> list[str]:
     changed = []
     for flag, spec in FEATURES_FORMAT.keys.items():
         if flag == "nesting":
             continue
-        if wanted.get(flag, spec.default) != stored.get(flag, spec.default):
+        if desired_flags.get(flag, spec.default) != stored.get(flag, spec.default):
             changed.append(flag)
     return changed

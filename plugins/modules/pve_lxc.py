@@ -44,7 +44,8 @@ attributes:
     details:
       - The diff shows the configuration keys before and after, as PVE stores them. Volumes that a run
         allocates appear in PVE's C(STORAGE:SIZE_IN_GiB) request form, since their names are known only
-        afterwards. A root password set at creation shows as C(********).
+        afterwards, and a clone shows the volume names of its source. A root password set at creation
+        shows as C(********).
 options:
   vmid:
     description:
@@ -120,7 +121,7 @@ options:
         [,replicate=<1|0>] [,ro=<1|0>] [,shared=<1|0>] [,size=<DiskSize>])."
     type: raw
   cores:
-    description: Number of CPU cores the container sees.
+    description: Number of CPU cores assigned to the container.
     type: int
   cpulimit:
     description: CPU time limit in cores (V(1.5) is one and a half cores); V(0) means no limit.
@@ -449,6 +450,8 @@ from ansible_collections.retail.edge.plugins.module_utils._pve_lxc_config import
     root_only_reasons,
 )
 
+SSH_KEY_RE = re.compile(r"^(ssh-[a-z0-9-]+|ecdsa-sha2-[a-z0-9-]+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/]+={0,3}( .*)?$")
+OSTEMPLATE_RE = re.compile(r"^([a-z][a-z0-9\-_.]*[a-z0-9]:\S+|/\S+)$", re.IGNORECASE)
 MIN_VMID = 100
 MAX_VMID = 999_999_999
 MASK = "********"
@@ -584,8 +587,24 @@ class Declaration:
                 raise ConfigError(f"disk_size: {exc}") from None
             self.config["rootfs"] = {"size": size}
 
+        self._validate_create_options()
+
+    def _validate_create_options(self) -> None:
+        params = self.params
         if params["password"] is not None and len(params["password"]) < 5:
             raise ConfigError("password is too short: PVE requires at least 5 characters")
+        for index, line in enumerate(params["ssh_public_keys"] or []):
+            if not SSH_KEY_RE.match(line.strip()):
+                raise ConfigError(
+                    f"ssh_public_keys[{index}] is not an OpenSSH public key; give one key per item in the form "
+                    "'ssh-ed25519 AAAA... comment'"
+                )
+        ostemplate = params["ostemplate"]
+        if ostemplate is not None and not OSTEMPLATE_RE.match(ostemplate):
+            raise ConfigError(
+                f"ostemplate {ostemplate!r} is not a template volume; use STORAGE:vztmpl/FILE, such as "
+                "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
+            )
 
     @staticmethod
     def _indexed_name(option: str, prefix: str, index_key: str) -> str:
@@ -789,15 +808,15 @@ class LxcManager:
         if self.params["password"] is not None:
             after["password"] = MASK
         self._record_change({}, after, sorted(config))
-        self.status = "stopped"
         self.messages.append(f"created container {self.vmid} on {self.node}")
         if self.check_mode:
             self.config = after
-            return
-        upid = self.client.run_task("POST", f"nodes/{self.node}/lxc", self.params["timeout"], request)
-        if upid:
-            self.tasks.append(upid)
-        self.config = self._read_config()
+        else:
+            upid = self.client.run_task("POST", f"nodes/{self.node}/lxc", self.params["timeout"], request)
+            if upid:
+                self.tasks.append(upid)
+            self.config = self._read_config()
+        self.status = "stopped"
 
     def _creation_node(self) -> str:
         if not self.decl.node:
@@ -824,10 +843,12 @@ class LxcManager:
         plan = self._plan(base)
         after = predict_config(base, plan)
         self._record_change({}, after, sorted(set(after) | set(plan.changed_keys)))
-        self.status = "stopped"
         self.messages.append(f"cloned container {source_id} to {self.vmid} on {self.node}")
         if self.check_mode:
+            # NOTE: check mode does not test whether the source volumes can reach another node
+            # (PVE clones across nodes only from shared storage); the real run fails there.
             self.config = after
+            self.status = "stopped"
             return
 
         request = {
@@ -844,6 +865,7 @@ class LxcManager:
         )
         if upid:
             self.tasks.append(upid)
+        self.status = "stopped"
         current = self.client.get(self._path("/config"))
         self._apply(self._plan(current), current)
         self.config = self._read_config()
@@ -985,16 +1007,15 @@ class LxcManager:
         self._record_change(before, {}, [])
         self.messages.append(f"removed container {self.vmid} from {self.node}")
         running = self.status == "running"
+        if not self.check_mode:
+            self._task(
+                "DELETE",
+                "",
+                purge=int(self.params["purge"]),
+                force=1 if running else None,
+                **{"destroy-unreferenced-disks": 1},
+            )
         self.status = "absent"
-        if self.check_mode:
-            return
-        self._task(
-            "DELETE",
-            "",
-            purge=int(self.params["purge"]),
-            force=1 if running else None,
-            **{"destroy-unreferenced-disks": 1},
-        )
 
 
 def main() -> None:
@@ -1016,9 +1037,10 @@ def main() -> None:
         manager = LxcManager(module, client, declaration)
         result = manager.run()
     except (PveError, ConfigError) as exc:
-        partial = manager.result() if manager is not None else {}
-        partial.pop("msg", None)
-        partial.pop("changed", None)
+        # Only what is known for certain: the planned keys and the diff may not have been applied.
+        partial: dict[str, Any] = {}
+        if manager is not None:
+            partial.update(vmid=manager.vmid, node=manager.node, tasks=manager.tasks, api_calls=manager.client.calls)
         if isinstance(exc, PveTaskError | PveTaskTimeout):
             partial["failed_task"] = exc.upid
         module.fail_json(msg=str(exc), changed=bool(manager and manager.tasks), **partial)

@@ -8,7 +8,6 @@ use distinct vmids, so they do not depend on each other's containers.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,6 @@ def play(pve: PveDouble, name: str, tmp_path: Path, **extra: Any) -> dict[str, A
         "pve": pve.module_defaults(),
         "ostemplate": OSTEMPLATE,
         "result_file": str(result_file),
-        "ansible_python_interpreter": sys.executable,
         **extra,
     }
     run_playbook(PLAYBOOKS / f"{name}.yml", "--diff", extra_vars=extra_vars, timeout=300)
@@ -143,8 +141,8 @@ def test_failed_create_task_fails_fast_with_log(pve, tmp_path):
     upid = failed["failed_task"]
     assert ":vzcreate:306:" in upid
 
-    # The task ended no earlier than PVE's endtime (whole seconds) and no earlier than `delay` after
-    # the playbook noted the time before the create; the module must fail within 2 s of that end,
+    # The task ended no earlier than PVE's endtime (whole seconds), and no earlier than `delay` after
+    # the playbook noted the time before the create. The module must fail within 2 s of that end,
     # far below its 120 s task timeout.
     listed = pve.api("GET", "/nodes/pve1/tasks", vmid=306, errors=1)
     endtime = next(task["endtime"] for task in listed if task["upid"] == upid)
@@ -168,11 +166,11 @@ def test_token_auth_and_root_only_device(pve, tmp_path):
     assert results["bare_form"]["changed"] is True
     assert results["bare_form"]["config"]["memory"] == 384
 
-    refused = results["device_with_token"]
-    assert refused["failed"] is True
-    assert "dev0" in refused["msg"]
-    assert "root@pam logged in with a password" in refused["msg"]
-    assert "root@pam!automation" in refused["msg"]
+    rejected = results["device_with_token"]
+    assert rejected["failed"] is True
+    assert "dev0" in rejected["msg"]
+    assert "root@pam logged in with a password" in rejected["msg"]
+    assert "root@pam!automation" in rejected["msg"]
 
     allowed = results["device_with_password"]
     assert allowed["changed"] is True

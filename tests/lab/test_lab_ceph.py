@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.ceph import CephCommandError, CephPools, LabCeph, PoolNotFoundError
+from lab.ceph import CephCommandError, CephPools, LabCeph, LabCephError, PoolNotFoundError
 from lab.ceph.cluster import PORT_WINDOW_FIRST, PORT_WINDOW_LAST
 from tests.support import ROOT
 
@@ -161,3 +161,15 @@ def test_pools_erasure_code_profile(ceph_pools: CephPools):
     finally:
         ceph_pools.delete_ec_profile("quirk-ec")
     assert ceph_pools.ec_profile("quirk-ec") is None
+
+
+def test_lab_refuses_foreign_directory(tmp_path):
+    foreign = tmp_path / "not-a-cluster"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me\n")
+    lab = LabCeph(foreign)
+    with pytest.raises(LabCephError, match="holds no lab cluster"):
+        lab.purge()
+    with pytest.raises(LabCephError, match="holds no lab cluster"):
+        lab.start()
+    assert (foreign / "notes.txt").read_text() == "keep me\n"

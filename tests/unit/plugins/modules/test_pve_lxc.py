@@ -46,7 +46,7 @@ def test_same_declaration_is_no_change(existing, run_module):
 
 def test_noop_api_calls(existing, run_module):
     result = run_module(pve_lxc, DECLARED)
-    assert [path for _, path, _ in existing.requests] == [
+    assert [request[1] for request in existing.requests] == [
         "cluster/resources",
         "nodes/pve1/lxc/101/config",
         "nodes/pve1/lxc/101/pending",
@@ -172,7 +172,7 @@ def test_node_found_from_resources(fake_pve, run_module):
     fake_pve.add(101, STORED, node="pve2")
     result = run_module(pve_lxc, {**DECLARED, "node": "pve1", "memory": 768})
     assert result["node"] == "pve2"
-    assert ("PUT", "nodes/pve2/lxc/101/config") in [(m, p) for m, p, _ in fake_pve.requests]
+    assert ("PUT", "nodes/pve2/lxc/101/config") in [request[:2] for request in fake_pve.requests]
 
 
 def test_vmid_of_qemu_vm_fails(fake_pve, run_module):
@@ -202,7 +202,7 @@ def test_stopped_state_shuts_down_before_changes(existing, run_module):
     result = run_module(pve_lxc, {**DECLARED, "features": "nesting=1", "state": "stopped"})
     assert result["pending_keys"] == []
     assert existing.guests[101]["config"]["features"] == "nesting=1"
-    methods = [path for method, path, _ in existing.requests if method != "GET"]
+    methods = [request[1] for request in existing.requests if request[0] != "GET"]
     assert methods[:2] == ["nodes/pve1/lxc/101/status/shutdown", "nodes/pve1/lxc/101/config"]
 
 
@@ -242,6 +242,8 @@ def test_delete_undeclared(existing, run_module):
         ({"mounts": {"mp0": {"storage": "local-lvm", "mp": "/srv"}}}, "needs a size"),
         ({"disk_size": "8"}, "has no unit"),
         ({"password": "abc"}, "at least 5 characters"),
+        ({"ssh_public_keys": ["not a key"]}, "ssh_public_keys[0] is not an OpenSSH public key"),
+        ({"ostemplate": "debian-12.tar.zst"}, "is not a template volume"),
     ],
 )
 def test_invalid_declarations_fail_before_api(fake_pve, run_module, args, fragment):
