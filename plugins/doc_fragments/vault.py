@@ -65,7 +65,7 @@ options:
       - Response-wrapping token whose wrapped response holds an AppRole secret_id, as returned by
         M(retail.edge.vault_store_access) with O(retail.edge.vault_store_access#module:wrap_ttl).
       - It is unwrapped once, right before the login. A second unwrap of the same token fails, which
-        also tells the owner that someone else used it.
+        also shows the owner that someone else used it.
       - Mutually exclusive with O(secret_id).
     type: str
   approle_mount_point:

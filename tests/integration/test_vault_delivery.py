@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tests.fixtures_vault import OpenBaoServer
 from tests.integration.vault_support import (
+    BOOTSTRAP_PLAYBOOK,
     POS_ONLY,
     ROTATE_PLAYBOOK,
     env_file_values,
@@ -25,7 +26,7 @@ TOKEN, HMAC = "RETAIL_EDGE_POS_HQ_TOKEN", "RETAIL_EDGE_POS_HMAC_KEY"
 
 def _bootstrapped_inventory(openbao: OpenBaoServer, root: Path, stores: list[str]) -> Path:
     inventory = write_inventory(root / "inventory.yml", root, stores)
-    play("bootstrap.yml", openbao, inventory=inventory, extra_vars=POS_ONLY)
+    play(BOOTSTRAP_PLAYBOOK, openbao, inventory=inventory, extra_vars=POS_ONLY)
     return inventory
 
 
@@ -104,7 +105,7 @@ def test_vault_plays_never_print_secret_values(openbao: OpenBaoServer, tmp_path:
     verbose = ("-vvv", "--diff")
 
     runs = [
-        play("bootstrap.yml", openbao, *verbose, inventory=inventory, extra_vars=POS_ONLY),
+        play(BOOTSTRAP_PLAYBOOK, openbao, *verbose, inventory=inventory, extra_vars=POS_ONLY),
         play("workload_deploy.yml", openbao, *verbose, inventory=inventory),
         play(
             "kv_idempotence.yml",

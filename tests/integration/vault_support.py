@@ -14,6 +14,7 @@ from tests.support import ROOT, VENV_BIN, run_playbook
 PLAYBOOKS = Path(__file__).parent / "vault_playbooks"
 TEST_ROLES = PLAYBOOKS / "roles"
 ROTATE_PLAYBOOK = ROOT / "playbooks" / "rotate_secrets.yml"
+BOOTSTRAP_PLAYBOOK = ROOT / "playbooks" / "vault_bootstrap.yml"
 
 # Workload catalog for tests that need only the POS cache: one AppRole and one secret per store
 # keeps the runs short.
