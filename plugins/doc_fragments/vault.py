@@ -74,7 +74,7 @@ options:
     type: str
     default: approle
 requirements:
-  - hvac (Python library, version 0.11 or newer)
+  - hvac (Python library). Checked with 0.11.2, the python3-hvac package of Debian 12, and with 2.4.
 """
 
     # Extra sources of the same options for lookup plugins (which do not read module env fallbacks).

@@ -45,6 +45,8 @@ def pos_host_vars(root: Path, store_id: str, address: str = "127.0.0.1") -> dict
         "workload_secrets_group": "daemon",
         "workload_secrets_vault_ca_cert": str(base / "etc/retail-edge/vault-ca.pem"),
         "workload_secrets_handler": "Restart pos_cache",
+        # The local target is the test machine, whose venv Python already has hvac.
+        "workload_secrets_install_client": False,
         "test_restart_dir": str(base / "restarts"),
     }
 
