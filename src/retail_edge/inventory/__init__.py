@@ -1,0 +1,1 @@
+"""Live inventory API of a store: stock synced from HQ, local sales, and pickup (BOPIS) promises."""
