@@ -37,7 +37,8 @@ options:
   auth_method:
     description:
       - How to authenticate.
-      - V(auto) uses AppRole when O(role_id) (or E(VAULT_ROLE_ID)) is set, else the token.
+      - V(auto) uses the credential given to the task, O(role_id) before O(token). When the task gives
+        neither, it uses the environment, E(VAULT_ROLE_ID) before E(VAULT_TOKEN).
       - V(token) uses O(token) (or E(VAULT_TOKEN)) as it is.
       - V(approle) logs in with O(role_id) and O(secret_id) or O(wrapped_secret_id). The token obtained by
         the login is revoked when the task ends.
