@@ -78,7 +78,7 @@ requirements:
   - hvac (Python library). Checked with 0.11.2, the python3-hvac package of Debian 12, and with 2.4.
 """
 
-    # Extra sources of the same options for lookup plugins (which do not read module env fallbacks).
+    # Where lookup plugins also read these options from: environment and inventory variables.
     PLUGINS = r"""
 options:
   url:
