@@ -43,7 +43,7 @@ class OpenBaoLabError(RuntimeError):
 
 @dataclass(frozen=True)
 class LabState:
-    """What a started lab server exposes to tests and scripts."""
+    """Address, PID and file paths of a started lab server."""
 
     url: str
     port: int
@@ -86,7 +86,7 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # A zombie still answers signal 0; it is gone for our purposes.
+    # A zombie still accepts signal 0, but it no longer runs.
     with contextlib.suppress(OSError):
         stat = Path(f"/proc/{pid}/stat").read_text()
         if stat.rsplit(")", 1)[1].split()[0] == "Z":
@@ -195,7 +195,7 @@ class OpenBaoLab:
         return response.status, payload
 
     def _health(self, port: int) -> dict[str, Any]:
-        # These query parameters make every state answer 200, so the body alone tells the state.
+        # These query parameters make every state return 200, so the body alone shows the state.
         status, body = self._request(port, "GET", "sys/health?standbyok=true&sealedcode=200&uninitcode=200")
         if status != 200:
             raise OpenBaoLabError(f"GET sys/health returned {status}: {body}")

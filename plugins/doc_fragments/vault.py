@@ -37,7 +37,8 @@ options:
   auth_method:
     description:
       - How to authenticate.
-      - V(auto) uses AppRole when O(role_id) (or E(VAULT_ROLE_ID)) is set, else the token.
+      - V(auto) uses the credential given to the task, O(role_id) before O(token). When the task gives
+        neither, it uses the environment, E(VAULT_ROLE_ID) before E(VAULT_TOKEN).
       - V(token) uses O(token) (or E(VAULT_TOKEN)) as it is.
       - V(approle) logs in with O(role_id) and O(secret_id) or O(wrapped_secret_id). The token obtained by
         the login is revoked when the task ends.
@@ -65,7 +66,7 @@ options:
       - Response-wrapping token whose wrapped response holds an AppRole secret_id, as returned by
         M(retail.edge.vault_store_access) with O(retail.edge.vault_store_access#module:wrap_ttl).
       - It is unwrapped once, right before the login. A second unwrap of the same token fails, which
-        also tells the owner that someone else used it.
+        also shows the owner that someone else used it.
       - Mutually exclusive with O(secret_id).
     type: str
   approle_mount_point:
@@ -74,10 +75,10 @@ options:
     type: str
     default: approle
 requirements:
-  - hvac (Python library, version 0.11 or newer)
+  - hvac (Python library). Checked with 0.11.2, the python3-hvac package of Debian 12, and with 2.4.
 """
 
-    # Extra sources of the same options for lookup plugins (which do not read module env fallbacks).
+    # Where lookup plugins also read these options from: environment and inventory variables.
     PLUGINS = r"""
 options:
   url:

@@ -62,6 +62,9 @@ def vault_options(params: dict[str, Any]) -> dict[str, Any]:
     return {name: params.get(name) for name in VAULT_ARGUMENT_SPEC}
 
 
+# Key under which options_with_environment() lists the options it took from the environment.
+FROM_ENVIRONMENT = "_from_environment"
+
 # Option name -> environment variable read when the option is not set.
 ENVIRONMENT_FALLBACK = {
     "url": "VAULT_ADDR",
@@ -75,6 +78,7 @@ ENVIRONMENT_FALLBACK = {
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _DURATION_PART = re.compile(r"(\d+)([smhd])")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_ERROR_LIST_HEADER = re.compile(r"^\d+ errors? occurred:$")
 
 
 class VaultError(Exception):
@@ -178,17 +182,27 @@ def options_with_environment(options: dict[str, Any], environ: dict[str, str] | 
     environ = os.environ if environ is None else environ
     # str() drops subclasses such as Ansible's tagged strings, which requests rejects in headers.
     merged = {name: str(value) if isinstance(value, str) else value for name, value in options.items()}
+    from_environment = []
     for option, variable in ENVIRONMENT_FALLBACK.items():
         if merged.get(option) in (None, "") and environ.get(variable):
             merged[option] = environ[variable]
+            from_environment.append(option)
+    merged[FROM_ENVIRONMENT] = from_environment
     return merged
 
 
 def _error_text(exc: Exception) -> str:
+    """Return Vault's error text on one line, without the "N errors occurred:" list wrapper."""
     errors = getattr(exc, "errors", None)
     if errors:
-        return "; ".join(str(error) for error in errors)
-    return str(exc.args[0]) if exc.args else exc.__class__.__name__
+        text = "\n".join(str(error) for error in errors)
+    elif exc.args:
+        text = str(exc.args[0])
+    else:
+        text = ""
+    lines = [line.strip().lstrip("* ") for line in text.splitlines()]
+    kept = [line for line in lines if line and not _ERROR_LIST_HEADER.match(line)]
+    return "; ".join(kept) or exc.__class__.__name__
 
 
 def translate_error(exc: Exception, method: str, path: str, url: str) -> VaultError:
@@ -270,7 +284,13 @@ class VaultConnection:
     def _select_auth_method(self) -> str:
         method = self.options.get("auth_method") or "auto"
         if method == "auto":
-            method = "approle" if self.options.get("role_id") else "token"
+            # An option given to the task wins over a credential found in the environment.
+            from_environment = self.options.get(FROM_ENVIRONMENT) or []
+            given = [name for name in ("role_id", "token") if self.options.get(name) and name not in from_environment]
+            if given:
+                method = "approle" if given[0] == "role_id" else "token"
+            else:
+                method = "approle" if self.options.get("role_id") else "token"
         if method == "token" and not self.options.get("token"):
             raise VaultConfigError(
                 "no Vault credentials: set token (or VAULT_TOKEN), or role_id with secret_id or "
@@ -338,7 +358,10 @@ class VaultConnection:
             ) from None
         data = (response or {}).get("data") or {}
         if "secret_id" not in data:
-            raise VaultAuthError("the wrapped response holds no secret_id; wrap a secret_id response, not another one")
+            raise VaultAuthError(
+                "the wrapped response contains no secret_id; wrap the response of "
+                "auth/<approle mount>/role/<role>/secret-id (retail.edge.vault_store_access state=issued)"
+            )
         return data["secret_id"]
 
     def request(
@@ -349,7 +372,7 @@ class VaultConnection:
         headers: dict[str, str] | None = None,
         authenticated: bool = True,
     ) -> dict[str, Any] | None:
-        """Send one API request (path without /v1/); return the JSON body, or None for an empty answer."""
+        """Send one API request (path without /v1/); return the JSON body, or None for an empty response."""
         client = self.client if authenticated else self._new_client(token=None)
         return self._call(client, method, path, payload, headers)
 

@@ -143,9 +143,11 @@ def read_secret(connection: VaultConnection, mount: str, path: str, version: int
             metadata = read_metadata(connection, mount, path)
         except VaultPermissionDenied:
             metadata = None
-        if metadata is None and not version_meta:
+        # Metadata written before any data (current_version 0) also means: no secret yet.
+        no_versions = metadata is None or metadata.current_version == 0
+        if no_versions and not version_meta:
             if version:
-                raise VaultNotFound(f"secret {_display(mount, path)} does not exist") from None
+                raise VaultNotFound(f"secret {_display(mount, path)} has no version {version}") from None
             return None
         number = int(version_meta.get("version") or version or (metadata.current_version if metadata else 0))
         if metadata is not None and number not in metadata.versions:

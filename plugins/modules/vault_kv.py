@@ -278,8 +278,14 @@ class KvTask:
         return secret.data if secret else None
 
     def _check_cas(self, metadata: SecretMetadata | None, cas: int | None) -> None:
-        # Vault rejects the write in this case; failing here makes check mode predict the same.
+        # Vault rejects the write in these cases; failing here makes check mode predict the same.
+        # NOTE: cas_required set on the whole mount (kv/config) is not read, so only Vault reports it.
         current = metadata.current_version if metadata else 0
+        if cas is None and metadata is not None and metadata.cas_required:
+            raise CasMismatch(
+                f"{self.where} requires check-and-set (cas_required is set on the secret): pass cas={current}, "
+                "its current version"
+            )
         if cas is not None and cas != current:
             raise CasMismatch(
                 f"check-and-set failed on {self.where}: cas={cas} but the current version is {current} "
@@ -331,8 +337,8 @@ class KvTask:
         cas = self.params["cas"]
         overwrite = self.params["overwrite"]
 
-        if patch and metadata is not None and before is None:
-            # The latest version has no data: there is nothing to merge into.
+        if patch and metadata is not None and metadata.current_version > 0 and before is None:
+            # The latest version was deleted or destroyed: raise the error that names it.
             read_secret(self.connection, self.mount, self.path)
 
         if patch:
@@ -365,13 +371,11 @@ class KvTask:
         if meta_changes and not self.module.check_mode:
             write_metadata(self.connection, self.mount, self.path, meta_changes)
 
-        custom = dict(metadata.custom_metadata if metadata else {})
-        custom.update(meta_changes.get("custom_metadata", {}))
         return {
             "changed": write_needed or bool(meta_changes),
             "version": version,
             "changed_keys": keys,
-            "custom_metadata": meta_changes.get("custom_metadata", custom),
+            "custom_metadata": meta_changes.get("custom_metadata", metadata.custom_metadata if metadata else {}),
             "diff": self._diff(before, after, metadata, meta_changes),
         }
 

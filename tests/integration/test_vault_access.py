@@ -8,7 +8,14 @@ import hvac
 import pytest
 
 from tests.fixtures_vault import OpenBaoServer
-from tests.integration.vault_support import POS_ONLY, play, recap_changed, unique_store, write_inventory
+from tests.integration.vault_support import (
+    BOOTSTRAP_PLAYBOOK,
+    POS_ONLY,
+    play,
+    recap_changed,
+    unique_store,
+    write_inventory,
+)
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +24,7 @@ def two_stores(openbao: OpenBaoServer, tmp_path_factory: pytest.TempPathFactory)
     root = tmp_path_factory.mktemp("access")
     stores = [unique_store("a"), unique_store("b")]
     inventory = write_inventory(root / "inventory.yml", root, stores)
-    play("bootstrap.yml", openbao, inventory=inventory, extra_vars=POS_ONLY)
+    play(BOOTSTRAP_PLAYBOOK, openbao, inventory=inventory, extra_vars=POS_ONLY)
     return stores[0], stores[1]
 
 
@@ -25,7 +32,7 @@ def test_bootstrap_creates_and_keeps_secrets(openbao: OpenBaoServer, tmp_path: P
     store = unique_store("boot")
     inventory = write_inventory(tmp_path / "inventory.yml", tmp_path, [store])
 
-    play("bootstrap.yml", openbao, inventory=inventory)
+    play(BOOTSTRAP_PLAYBOOK, openbao, inventory=inventory)
 
     created = openbao.read(f"stores/{store}/pos_cache/hq")
     assert list(created) == ["token"]
@@ -49,7 +56,7 @@ def test_bootstrap_creates_and_keeps_secrets(openbao: OpenBaoServer, tmp_path: P
     )
 
     openbao.write(f"stores/{store}/pos_cache/hq", {"token": "kept-by-operator"})
-    again = play("bootstrap.yml", openbao, inventory=inventory)
+    again = play(BOOTSTRAP_PLAYBOOK, openbao, inventory=inventory)
     assert recap_changed(again.stdout, "localhost") == 0, again.stdout[-3000:]
     assert openbao.read(f"stores/{store}/pos_cache/hq") == {"token": "kept-by-operator"}
 
@@ -89,7 +96,7 @@ def test_approle_bound_to_other_address_rejected(openbao: OpenBaoServer, tmp_pat
     store = unique_store("cidr")
     # The container of this store lives at a lab bridge address, not at 127.0.0.1 where the test runs.
     inventory = write_inventory(tmp_path / "inventory.yml", tmp_path, [store], address="198.51.100.77")
-    play("bootstrap.yml", openbao, inventory=inventory, extra_vars=POS_ONLY)
+    play(BOOTSTRAP_PLAYBOOK, openbao, inventory=inventory, extra_vars=POS_ONLY)
 
     proc = play("workload_deploy.yml", openbao, inventory=inventory, expect_rc=2)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tests.fixtures_vault import OpenBaoServer
 from tests.integration.vault_support import (
+    BOOTSTRAP_PLAYBOOK,
     POS_ONLY,
     ROTATE_PLAYBOOK,
     env_file_values,
@@ -25,7 +26,7 @@ TOKEN, HMAC = "RETAIL_EDGE_POS_HQ_TOKEN", "RETAIL_EDGE_POS_HMAC_KEY"
 
 def _bootstrapped_inventory(openbao: OpenBaoServer, root: Path, stores: list[str]) -> Path:
     inventory = write_inventory(root / "inventory.yml", root, stores)
-    play("bootstrap.yml", openbao, inventory=inventory, extra_vars=POS_ONLY)
+    play(BOOTSTRAP_PLAYBOOK, openbao, inventory=inventory, extra_vars=POS_ONLY)
     return inventory
 
 
@@ -71,9 +72,6 @@ def test_workload_secrets_restart_only_on_change(openbao: OpenBaoServer, tmp_pat
     assert env_file_values(tmp_path, store) == {TOKEN: new_token, HMAC: vault_values["hmac_key"]}
     assert restart_count(tmp_path, store) == 2
 
-    play("workload_deploy.yml", openbao, inventory=inventory)
-    assert restart_count(tmp_path, store) == 2
-
 
 def test_rotate_secrets_only_selected_stores(openbao: OpenBaoServer, tmp_path: Path):
     rotated, kept = [unique_store("r1"), unique_store("r2")], unique_store("r3")
@@ -104,7 +102,7 @@ def test_vault_plays_never_print_secret_values(openbao: OpenBaoServer, tmp_path:
     verbose = ("-vvv", "--diff")
 
     runs = [
-        play("bootstrap.yml", openbao, *verbose, inventory=inventory, extra_vars=POS_ONLY),
+        play(BOOTSTRAP_PLAYBOOK, openbao, *verbose, inventory=inventory, extra_vars=POS_ONLY),
         play("workload_deploy.yml", openbao, *verbose, inventory=inventory),
         play(
             "kv_idempotence.yml",
@@ -131,3 +129,18 @@ def test_vault_plays_never_print_secret_values(openbao: OpenBaoServer, tmp_path:
     leaked = [value for value in values if value in output]
     assert leaked == [], f"{len(leaked)} of {len(values)} secret values appear in the -vvv output"
     assert openbao.root_token not in output
+
+
+def test_rotate_secrets_rejects_bad_request(openbao: OpenBaoServer, tmp_path: Path):
+    store = unique_store("rx")
+    inventory = write_inventory(tmp_path / "inventory.yml", tmp_path, [store])
+
+    missing = play(ROTATE_PLAYBOOK, openbao, inventory=inventory, extra_vars={}, expect_rc=2)
+    unknown = play(
+        ROTATE_PLAYBOOK, openbao, inventory=inventory, extra_vars=_rotation_vars(["s-unknown"], ["token"]), expect_rc=2
+    )
+
+    assert "Set rotate_secrets_workload, rotate_secrets_secret" in missing.stdout
+    assert "belongs to store(s) ['s-unknown']" in unknown.stdout, unknown.stdout[-3000:]
+    assert "Nothing was rotated" in unknown.stdout
+    assert "TASK [Write new random values" not in missing.stdout + unknown.stdout

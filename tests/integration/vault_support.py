@@ -14,6 +14,7 @@ from tests.support import ROOT, VENV_BIN, run_playbook
 PLAYBOOKS = Path(__file__).parent / "vault_playbooks"
 TEST_ROLES = PLAYBOOKS / "roles"
 ROTATE_PLAYBOOK = ROOT / "playbooks" / "rotate_secrets.yml"
+BOOTSTRAP_PLAYBOOK = ROOT / "playbooks" / "vault_bootstrap.yml"
 
 # Workload catalog for tests that need only the POS cache: one AppRole and one secret per store
 # keeps the runs short.
@@ -44,6 +45,8 @@ def pos_host_vars(root: Path, store_id: str, address: str = "127.0.0.1") -> dict
         "workload_secrets_group": "daemon",
         "workload_secrets_vault_ca_cert": str(base / "etc/retail-edge/vault-ca.pem"),
         "workload_secrets_handler": "Restart pos_cache",
+        # The local target is the test machine, whose venv Python already has hvac.
+        "workload_secrets_install_client": False,
         "test_restart_dir": str(base / "restarts"),
     }
 

@@ -16,8 +16,8 @@ from ansible_collections.retail.edge.plugins.module_utils._vault import (
 class FakeKv:
     """In-memory KV version 2 engine behind the VaultConnection.request() interface.
 
-    It answers the paths the plugins use (data, metadata, delete, undelete, destroy) the way
-    Vault does, including the 404 body of a deleted version and check-and-set rejections.
+    It serves the paths the plugins use (data, metadata, delete, undelete, destroy) as Vault
+    does, including the 404 body of a deleted version and check-and-set rejections.
     """
 
     def __init__(self, mount: str = "kv") -> None:
@@ -56,7 +56,8 @@ class FakeKv:
         return self.secrets[secret]
 
     def _current(self, secret: str) -> int:
-        return max(self.secrets[secret]["versions"]) if secret in self.secrets else 0
+        versions = self.secrets[secret]["versions"] if secret in self.secrets else {}
+        return max(versions, default=0)
 
     def _data_get(self, secret, query, _payload):
         entry = self._entry(secret)
@@ -103,7 +104,7 @@ class FakeKv:
                 "current_version": self._current(secret),
                 "oldest_version": 0,
                 "max_versions": entry["max_versions"],
-                "cas_required": False,
+                "cas_required": entry.get("cas_required", False),
                 "custom_metadata": entry["custom_metadata"],
                 "versions": versions,
             }

@@ -70,7 +70,12 @@ class TaggedStr(str):
 def test_environment_fills_only_unset_options():
     environ = {"VAULT_ADDR": URL, "VAULT_TOKEN": "env-token", "VAULT_ROLE_ID": "env-role"}
     merged = options_with_environment({"url": None, "token": "option-token", "role_id": ""}, environ)
-    assert merged == {"url": URL, "token": "option-token", "role_id": "env-role"}
+    assert merged == {
+        "url": URL,
+        "token": "option-token",
+        "role_id": "env-role",
+        "_from_environment": ["url", "role_id"],
+    }
 
 
 def test_environment_turns_str_subclasses_into_str():
@@ -121,7 +126,7 @@ class FakeAdapter:
 
 
 class FakeClient:
-    """Records every request with the token it carried and answers from a table."""
+    """Records every request with the token it carried and returns responses from a table."""
 
     calls: ClassVar[list] = []
     responses: ClassVar[dict] = {}
@@ -178,7 +183,7 @@ def test_approle_login_then_revoke(fake_hvac):
     assert revoke == ("POST", "/v1/auth/token/revoke-self", "login-token", None)
 
 
-def test_wrapped_secret_id_is_unwrapped_with_its_own_token(fake_hvac):
+def test_wrapped_secret_id_unwrap_token(fake_hvac):
     fake_hvac.responses = {
         ("POST", "/v1/sys/wrapping/unwrap"): {"data": {"secret_id": "unwrapped"}},
         ("POST", "/v1/auth/ar/login"): {"auth": {"client_token": "login-token"}},
@@ -209,3 +214,19 @@ def test_rejected_login_explains_causes(fake_hvac, monkeypatch):
     with pytest.raises(VaultAuthError, match="CIDR binding") as raised:
         VaultConnection({"url": URL, "role_id": "r", "secret_id": "s"}).login()
     assert "unauthorized through CIDR" in str(raised.value)
+
+
+def test_task_token_wins_over_role_id_from_environment(fake_hvac):
+    options = options_with_environment({"url": URL, "token": "task-token"}, {"VAULT_ROLE_ID": "env-role"})
+    assert VaultConnection(options).auth_method == "token"
+
+
+def test_task_role_id_wins_over_token_from_environment(fake_hvac):
+    options = options_with_environment({"url": URL, "role_id": "r", "secret_id": "s"}, {"VAULT_TOKEN": "env-token"})
+    assert VaultConnection(options).auth_method == "approle"
+
+
+def test_error_text_drops_list_wrapper():
+    exc = hvac.exceptions.Forbidden(errors=["1 error occurred:\n\t* permission denied\n\n"])
+    error = translate_error(exc, "GET", "kv/data/x", URL)
+    assert "permission denied (HTTP 403) on GET kv/data/x: permission denied." in str(error)

@@ -172,3 +172,17 @@ def test_absent(fake_kv, module_stub):
     assert first["changed"] is True
     assert second["changed"] is False
     assert PATH not in fake_kv.secrets
+
+
+def test_metadata_only_secret_counts_as_missing(fake_kv, module_stub):
+    fake_kv._metadata_post(PATH, "", {"custom_metadata": {"owner": "pos"}})
+    result = run(fake_kv, module_stub, state="patched", data={"token": "a"})
+    assert result["changed"] is True
+    assert result["version"] == 1
+
+
+def test_cas_required_secret_predicted(fake_kv, module_stub):
+    fake_kv.put(PATH, {"token": "a"})
+    fake_kv.secrets[PATH]["cas_required"] = True
+    with pytest.raises(CasMismatch, match="pass cas=1"):
+        run(fake_kv, module_stub, check_mode=True, data={"token": "b"})

@@ -31,7 +31,7 @@ def test_normalize_cidrs():
 
 
 class FakeSys:
-    """Policies and AppRoles in memory, answering like Vault (a /32 token CIDR comes back bare)."""
+    """Policies and AppRoles in memory, returned as Vault returns them (a /32 token CIDR without its suffix)."""
 
     def __init__(self):
         self.policies = {}
