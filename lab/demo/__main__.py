@@ -150,7 +150,7 @@ def print_summary(lab: stack.Lab, site: PlaybookRun, lab_changed: bool, complian
     if not lab_changed and site.changed == 0:
         say("Nothing changed: the lab and store s001 were already as declared.")
     say()
-    say("Tear the lab down with: make demo-down   (add --purge via 'python -m lab.demo down --purge' to drop caches)")
+    say("Tear the lab down with: make demo-down   ('python -m lab.demo down --purge' also drops the download caches)")
     return passed and all(item.healthy for item in healths)
 
 
@@ -179,8 +179,12 @@ def cmd_up(settings: DemoSettings, _args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
+# Download caches that `down` keeps unless --purge: debootstrap's result, apt-cacher-ng's cache, the wheels.
+KEPT_CACHES = ("cache", "apt-cacher-ng", "wheelhouse")
+
+
 def cmd_down(settings: DemoSettings, args: argparse.Namespace) -> int:
-    """Stop every process by PID, remove the store's containers, the bridge and the lab's state."""
+    """Stop every process by PID, remove all containers, the bridge and the lab's state."""
     lab = stack.Lab(settings)
     lab_settings = settings.lab
     for process in (lab.pve_process(), lab.hq_process(), lab.content_process()):
@@ -195,10 +199,19 @@ def cmd_down(settings: DemoSettings, args: argparse.Namespace) -> int:
         lab.ceph.purge()
         say("Ceph: stopped and purged")
     teardown(lab_settings, keep_images=not args.purge)
-    for state in ("pve", "hq", "content", "openbao", "pve-volumes", "demo"):
-        shutil.rmtree(lab.root / state, ignore_errors=True)
-    if not args.purge:
-        say(f"kept the golden container and download caches in {lab.root}; 'down --purge' removes them")
+    if args.purge or not lab.root.is_dir():
+        say(f"removed {lab.root}")
+        return 0
+    if containers.destroy(lab_settings, lab_settings.golden_name):
+        say(f"container {lab_settings.golden_name}: destroyed")
+    for entry in lab.root.iterdir():
+        if entry.name in KEPT_CACHES:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    say(f"kept the download caches {', '.join(KEPT_CACHES)} in {lab.root}; 'down --purge' removes them too")
     return 0
 
 
@@ -224,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         func=cmd_up
     )
     down = commands.add_parser("down", help="stop the lab's processes and remove its containers, bridge and state")
-    down.add_argument("--purge", action="store_true", help="also remove the golden container and download caches")
+    down.add_argument("--purge", action="store_true", help="also remove the download caches (the whole lab directory)")
     down.set_defaults(func=cmd_down)
     commands.add_parser("status", help="print what of the lab runs, as JSON").set_defaults(func=cmd_status)
     args = parser.parse_args(argv)
