@@ -84,9 +84,22 @@ def run_site(lab: stack.Lab) -> PlaybookRun:
         env={"RETAIL_EDGE_LAB_DIR": str(lab.root)},
     )
     if run.returncode != 0:
-        raise DemoError(f"site.yml failed (exit {run.returncode}); the full output is in {run.log_file}")
+        raise DemoError(
+            f"site.yml failed (exit {run.returncode}); its first failure:\n{first_failure(run.log_file)}\n"
+            f"The full output is in {run.log_file}"
+        )
     say(f"      site.yml finished in {run.elapsed_s:.0f} s: {run.changed} changed tasks on {len(run.recap)} hosts")
     return run
+
+
+def first_failure(log_file: Path, context_lines: int = 25) -> str:
+    """Return the task header and the lines of the first failed task in an ansible-playbook log."""
+    lines = log_file.read_text(errors="replace").splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith(("fatal:", "failed:")):
+            header = next((lines[i] for i in range(index, -1, -1) if lines[i].startswith(("TASK [", "RUNNING"))), "")
+            return "\n".join([header, *lines[index : index + context_lines]])
+    return "\n".join(lines[-context_lines:])
 
 
 def run_compliance(lab: stack.Lab) -> dict[str, int]:

@@ -5,9 +5,9 @@ Run it against the hosts of one store or wave of an inventory:
     pytest --hosts=ansible://store_s001 --ansible-inventory=inventories/lab tests/compliance
 
 or through playbooks/compliance.yml, which writes a JUnit report. testinfra connects to each host with
-its inventory variables. A test marked `workload("varnish_edge")` runs only on hosts of that workload,
-`container` on every workload container and `pve_node` on the store's Proxmox VE nodes; other
-combinations are deselected, not skipped. The values a test compares with (ports, backends,
+its inventory variables. A test marked `workload("varnish_edge")` runs only on hosts of that workload.
+One marked `container` runs on every workload container, and one marked `pve_node` on the store's
+Proxmox VE nodes. Other combinations are deselected, not skipped. The values a test compares with (ports, backends,
 addresses) are what the playbooks declare: Ansible itself renders them (see declared.yml).
 """
 

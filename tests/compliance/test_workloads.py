@@ -49,7 +49,7 @@ def test_varnish_backends_healthy(host) -> None:
 
 
 def stocked_sku(declared: dict[str, Any]) -> str:
-    """Return a SKU that the store's inventory API knows, asked directly (not through Varnish)."""
+    """Return a SKU that the store's inventory API stocks, asked directly (not through Varnish)."""
     inventory = f"http://{declared['addresses']['inventory_api']}:{declared['ports']['inventory_api']}"
     answer = requests.get(f"{inventory}/inventory", params={"skus": CANDIDATE_SKUS}, timeout=TIMEOUT_S)
     items = answer.json()["items"]
