@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import ssl
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import paho.mqtt.client as mqtt
@@ -120,3 +123,12 @@ def installed_wheels(host, service: str) -> list[str]:
     """Return the wheel files the python_service role copied for a service."""
     listing = host.check_output(f"ls /var/cache/retail-edge/wheels/{service}")
     return sorted(listing.split())
+
+
+def run_scenario_playbook(playbook: str, extra_vars: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a playbook of the current scenario against its instances (molecule's inventory, config and vars)."""
+    argv = ["ansible-playbook", "--inventory", os.environ["MOLECULE_INVENTORY_FILE"]]
+    for name, value in (extra_vars or {}).items():
+        argv += ["--extra-vars", f"{name}={value}"]
+    argv.append(str(Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]) / playbook))
+    return subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.molecule.verify import http_get, installed_wheels, instance_address, poll, unit_property
+from tests.molecule.verify import (
+    http_get,
+    installed_wheels,
+    instance_address,
+    poll,
+    run_scenario_playbook,
+    unit_property,
+)
 
 UNIT = "retail-edge-rules"
 SCENARIO_DIR = Path(__file__).resolve().parents[1]
@@ -20,21 +26,8 @@ def base_url(host):
 
 
 def publish_rules(rules_src: Path) -> subprocess.CompletedProcess[str]:
-    """Publish a rule set through the role's "rules" entry point, with molecule's inventory and settings."""
-    return subprocess.run(
-        [
-            "ansible-playbook",
-            "--inventory",
-            os.environ["MOLECULE_INVENTORY_FILE"],
-            "--extra-vars",
-            f"rules_src={rules_src}",
-            str(SCENARIO_DIR / "publish_rules.yml"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    """Publish a rule set through the role's "rules" entry point."""
+    return run_scenario_playbook("publish_rules.yml", {"rules_src": str(rules_src)})
 
 
 def active_release(host) -> str:

@@ -6,7 +6,14 @@ import re
 
 import pytest
 
-from tests.molecule.verify import http_get, installed_wheels, instance_address, poll, unit_property
+from tests.molecule.verify import (
+    http_get,
+    installed_wheels,
+    instance_address,
+    poll,
+    run_scenario_playbook,
+    unit_property,
+)
 
 UNIT = "retail-edge-vision"
 VENV_PIP = "/opt/retail-edge/vision/bin/pip"
@@ -50,7 +57,7 @@ def test_detector_loaded_on_cpu(host):
 
 def test_unit_keeps_private_devices(host):
     assert unit_property(host, UNIT, "PrivateDevices") == "yes"
-    assert unit_property(host, UNIT, "DeviceAllow") == ""
+    assert "nvidia" not in unit_property(host, UNIT, "DeviceAllow")
 
 
 def test_vision_wheels_copied(host):
@@ -80,3 +87,23 @@ def test_healthz_reports_camera(base_url):
     camera = health.json()["cameras"]["entrance"]
     assert camera["ok"] is True
     assert camera["error"] is None
+
+
+def test_gpu_device_selects_cuda(host):
+    """With NVIDIA device nodes present, accelerator auto takes the CUDA path, which needs the GPU wheel set.
+
+    The nodes are made with mknod and lead to no GPU, and the lab wheelhouse has no onnxruntime-gpu set, so the
+    role must stop at its GPU check, before it changes anything.
+    """
+    settings_before = host.check_output("sudo sha256sum /etc/retail-edge/vision/settings.yml")
+    host.run_expect([0], "sudo mknod -m 0666 /dev/nvidiactl c 195 255 && sudo mknod -m 0666 /dev/nvidia0 c 195 0")
+    try:
+        result = run_scenario_playbook("converge.yml")
+    finally:
+        host.run_expect([0], "sudo rm -f /dev/nvidiactl /dev/nvidia0")
+    assert result.returncode != 0
+    # The YAML callback wraps long messages, so compare with whitespace collapsed.
+    output = " ".join(result.stdout.split())
+    assert "The CUDA provider needs an NVIDIA device node" in output
+    assert "the wheel set onnxruntime-gpu" in output
+    assert host.check_output("sudo sha256sum /etc/retail-edge/vision/settings.yml") == settings_before
