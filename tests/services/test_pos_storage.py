@@ -112,6 +112,29 @@ def test_prune_keeps_unsynced(store: PosStore):
     assert store.outbox_stats().pending == 1
 
 
+def test_new_cursor_starts_at_unsynced_sales(store: PosStore):
+    for number in range(4):
+        store.record_sale(f"k{number}", request(), "c001")
+    first, second = store.pending_batch(2)
+    store.settle_batch([(first.seq, "applied"), (second.seq, "applied")], [])
+    assert store.start_cursor("inventory") == second.seq
+    assert [entry.seq for entry in store.entries_after(second.seq, 10)] == [second.seq + 1, second.seq + 2]
+    assert store.cursor_lags() == {"inventory": 2}
+    store.advance_cursor("inventory", second.seq + 2)
+    store.advance_cursor("inventory", second.seq)  # a late, smaller position never moves the cursor back
+    assert store.delivery_cursor("inventory") == second.seq + 2
+    assert store.start_cursor("inventory") == second.seq + 2
+
+
+def test_prune_keeps_sales_not_forwarded(store: PosStore):
+    store.record_sale("k1", request(), "c001", now=1000.0)
+    store.start_cursor("inventory")
+    store.settle_batch([(store.pending_batch(1)[0].seq, "applied")], [], now=2000.0)
+    assert store.prune_synced(older_than=3000.0) == 0
+    store.advance_cursor("inventory", 1)
+    assert store.prune_synced(older_than=3000.0) == 1
+
+
 def test_revocation_ends_sessions(store: PosStore):
     cashiers = [CashierRecord("c001", "A", HASH, ("cashier",)), CashierRecord("c002", "B", HASH, ("cashier",))]
     store.replace_cashiers(cashiers, [], '"v1"')

@@ -98,14 +98,21 @@ class PosService:
         self._db_thread = DatabaseThread("pos-db")
 
     async def db(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run a store call on the database thread and translate a busy database into 503."""
+        """Run a store call on the database thread; a database failure becomes 503, so nothing is acknowledged."""
         try:
             return await self._db_thread.call(function, *args, **kwargs)
         except sqlite3.OperationalError as exc:
+            store_id = self.settings.store_id
             if "locked" in str(exc) or "busy" in str(exc):
-                log.warning("database busy", extra={"store_id": self.settings.store_id, "error": str(exc)})
+                log.warning("database busy", extra={"store_id": store_id, "error": str(exc)})
                 raise ApiError(503, "database_busy", "the local database is busy; retry", {"Retry-After": "1"}) from exc
-            raise
+            log.exception("database operation failed", extra={"store_id": store_id, "error": str(exc)})
+            raise ApiError(
+                503,
+                "storage_failed",
+                f"the local database failed ({exc}); nothing was recorded, retry with the same Idempotency-Key and"
+                " tell the store's support if it persists",
+            ) from exc
 
     def close(self) -> None:
         self._db_thread.close()

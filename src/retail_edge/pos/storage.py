@@ -85,6 +85,10 @@ CREATE TABLE replicas (
     synced_at REAL NOT NULL,
     item_count INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE delivery_cursors (
+    target TEXT PRIMARY KEY,
+    last_seq INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE sync_state (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -483,6 +487,50 @@ class PosStore:
                 [(error[:1000], seq) for seq in seqs],
             )
 
+    # Delivery cursors ------------------------------------------------------------------------------------
+
+    def start_cursor(self, target: str) -> int:
+        """Create the cursor of a delivery target if it is new, and return it.
+
+        A new cursor starts before the oldest sale HQ has not acknowledged: older sales already reached HQ, so
+        a target that follows HQ's stock feed (the inventory API) has seen them there.
+        """
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO delivery_cursors (target, last_seq) SELECT ?, coalesce("
+                " (SELECT min(seq) - 1 FROM outbox WHERE state = 'pending'), (SELECT max(seq) FROM outbox), 0)"
+                " ON CONFLICT (target) DO NOTHING",
+                (target,),
+            )
+        return self.delivery_cursor(target)
+
+    def delivery_cursor(self, target: str) -> int:
+        """Return the outbox seq up to which the target has every sale, or 0 for an unknown target."""
+        row = self._db.execute("SELECT last_seq FROM delivery_cursors WHERE target = ?", (target,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def advance_cursor(self, target: str, seq: int) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE delivery_cursors SET last_seq = max(last_seq, ?) WHERE target = ?", (seq, target))
+
+    def entries_after(self, seq: int, limit: int) -> list[OutboxEntry]:
+        """Return up to ``limit`` sales after outbox seq ``seq`` in commit order, whatever their state at HQ."""
+        rows = self._db.execute(
+            "SELECT o.seq, o.sale_id, s.document FROM outbox o JOIN sales s ON s.sale_id = o.sale_id"
+            " WHERE o.seq > ? ORDER BY o.seq LIMIT ?",
+            (seq, limit),
+        ).fetchall()
+        return [
+            OutboxEntry(seq=row_seq, sale_id=sale_id, document_json=document) for row_seq, sale_id, document in rows
+        ]
+
+    def cursor_lags(self) -> dict[str, int]:
+        """Return, per delivery target, how many sales it has not received yet."""
+        rows = self._db.execute(
+            "SELECT c.target, (SELECT count(*) FROM outbox o WHERE o.seq > c.last_seq) FROM delivery_cursors c"
+        ).fetchall()
+        return dict(rows)
+
     def outbox_stats(self, now: float | None = None) -> OutboxStats:
         now = time.time() if now is None else now
         pending, oldest = self._db.execute(
@@ -495,13 +543,14 @@ class PosStore:
     def prune_synced(self, older_than: float) -> int:
         """Delete sales synced before ``older_than`` (Unix time) with their outbox rows; return how many.
 
-        The idempotency keys of pruned sales are forgotten, so keep the retention well above the longest time a
-        register may retry a request.
+        Sales that a delivery target has not received yet are kept. The idempotency keys of pruned sales are
+        forgotten, so keep the retention well above the longest time a register may retry a request.
         """
         with self._transaction() as db:
             return db.execute(
-                "DELETE FROM sales WHERE sale_id IN"
-                " (SELECT sale_id FROM outbox WHERE state = 'synced' AND synced_at < ?)",
+                "DELETE FROM sales WHERE sale_id IN (SELECT sale_id FROM outbox WHERE state = 'synced'"
+                " AND synced_at < ? AND seq <= (SELECT coalesce(min(last_seq), 9223372036854775807)"
+                " FROM delivery_cursors))",
                 (older_than,),
             ).rowcount
 
