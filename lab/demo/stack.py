@@ -209,7 +209,7 @@ def read_secret(lab: Lab, path: str, field: str) -> str | None:
 
 
 def seed_hq_tokens(lab: Lab) -> bool:
-    """Put the store's HQ token where the inventory API and the POS cache read it from OpenBao.
+    """Put the store's HQ token where the inventory API, the rules engine and the POS cache read it.
 
     vault_store_bootstrap generates every missing secret and never overwrites one, so the token that
     the lab HQ accepts must be in place before site.yml runs.
@@ -217,7 +217,7 @@ def seed_hq_tokens(lab: Lab) -> bool:
     client = vault_client(lab)
     token = lab.hq_token()
     changed = False
-    for workload in ("inventory_api", "pos_cache"):
+    for workload in ("inventory_api", "rules_engine", "pos_cache"):
         path = f"stores/{STORE_ID}/{workload}/hq"
         if read_secret(lab, path, "token") == token:
             continue

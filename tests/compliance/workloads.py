@@ -34,9 +34,27 @@ WORKLOADS: dict[str, Workload] = {
         secret_files=("/etc/varnish/secret",),
     ),
     "inventory_api": Workload(
-        units=(Unit("retail-edge-inventory", "retail-inventory"),),
+        units=(
+            Unit("retail-edge-inventory", "retail-inventory"),
+            Unit("retail-edge-inventory-sync", "retail-inventory"),
+        ),
         ports=("inventory_api",),
         secret_files=("/etc/retail-edge/inventory/secrets.env",),
+    ),
+    "rules_engine": Workload(
+        units=(Unit("retail-edge-rules", "retail-rules"),),
+        ports=("rules_engine",),
+        secret_files=("/etc/retail-edge/rules/secrets.env",),
+    ),
+    "pos_cache": Workload(
+        units=(Unit("retail-edge-pos", "retail-pos"), Unit("retail-edge-pos-sync", "retail-pos")),
+        ports=("pos_cache",),
+        secret_files=("/etc/retail-edge/pos/secrets.env",),
+    ),
+    "vision_inference": Workload(
+        units=(Unit("retail-edge-vision", "retail-vision"),),
+        ports=("vision_inference",),
+        secret_files=("/etc/retail-edge/vision/secrets.env",),
     ),
     "kiosk_cache": Workload(units=(Unit("nginx", "www-data", root_master=True),), ports=("kiosk_cache",)),
     "mqtt_broker": Workload(
