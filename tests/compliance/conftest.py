@@ -59,9 +59,13 @@ def pytest_configure(config: pytest.Config) -> None:
     # testinfra opens one ssh connection per command; a shared master connection per host makes the
     # suite several times faster.
     control_dir = Path(tempfile.mkdtemp(prefix="compliance-ssh-"))
-    os.environ.setdefault(
-        "ANSIBLE_SSH_COMMON_ARGS", f"-o ControlMaster=auto -o ControlPersist=120s -o ControlPath={control_dir}/%C"
-    )
+    ssh_args = f"-o ControlMaster=auto -o ControlPersist=120s -o ControlPath={control_dir}/%C"
+    # testinfra's ssh ignores Ansible's host_key_checking; follow it, as the playbooks' connections do.
+    from ansible import constants as ansible_constants  # noqa: PLC0415 - reads the ANSIBLE_CONFIG set above
+
+    if not ansible_constants.HOST_KEY_CHECKING:
+        ssh_args += " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+    os.environ.setdefault("ANSIBLE_SSH_COMMON_ARGS", ssh_args)
     ensure_collection_link()
     config.addinivalue_line("markers", "workload(*names): the test applies to hosts of these workloads only")
     config.addinivalue_line("markers", "container: the test applies to every workload container")

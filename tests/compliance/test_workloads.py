@@ -5,14 +5,17 @@ Requests go from the controller to the container's address, the way store client
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import threading
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 import pytest
 import requests
+import yaml
 
 from tests.compliance.conftest import address_of
 
@@ -158,3 +161,55 @@ def test_prometheus_targets_up(declared) -> None:
         if target["health"] != "up"
     ]
     assert not down, f"targets not up: {down}"
+
+
+def service_settings(host, name: str) -> dict[str, Any]:
+    return yaml.safe_load(host.file(f"/etc/retail-edge/{name}/settings.yml").content_string)
+
+
+@pytest.mark.workload("rules_engine")
+def test_rules_engine_prices_stocked_sku(declared) -> None:
+    health = requests.get(url(declared, "rules_engine", "/healthz"), timeout=TIMEOUT_S)
+    assert health.status_code == 200, health.text
+    sku = stocked_sku(declared)
+    price = requests.get(url(declared, "rules_engine", f"/price/{sku}"), timeout=TIMEOUT_S)
+    assert price.status_code == 200, price.text
+    assert price.json()["sku"] == sku
+
+
+@pytest.mark.workload("pos_cache")
+def test_pos_cache_healthy_with_local_sync_agent(host, declared) -> None:
+    health = requests.get(url(declared, "pos_cache", "/healthz"), timeout=TIMEOUT_S)
+    assert health.status_code == 200, health.text
+    settings = service_settings(host, "pos")
+    assert settings["hq_url"] == declared["hq_url"]
+    assert settings["sync_listen_host"] in ("127.0.0.1", "::1", "localhost")
+
+
+@pytest.mark.workload("vision_inference")
+def test_vision_sends_events_only_to_store_broker(host, declared) -> None:
+    settings = service_settings(host, "vision")
+    assert settings["mqtt"]["host"] == declared["addresses"]["mqtt_broker"]
+    for camera in settings["cameras"]:
+        source = camera["source"]
+        if source["kind"] == "rtsp":
+            camera_host = ipaddress.ip_address(urlsplit(source["uri"]).hostname or "0.0.0.0")  # noqa: S104
+            assert camera_host in ipaddress.ip_network(declared["store"]["subnet"]), camera["id"]
+        else:
+            assert str(source["uri"]).startswith("/"), f"camera {camera['id']} reads {source['uri']}"
+
+
+@pytest.mark.workload("vision_inference")
+def test_vision_cannot_store_frames(host) -> None:
+    """The unit may write only its data directory, so no frame can land in a file that something ships later."""
+    show = host.check_output("systemctl show -p ProtectSystem -p ReadWritePaths -p PrivateTmp retail-edge-vision")
+    properties = dict(line.split("=", 1) for line in show.splitlines())
+    assert properties["ProtectSystem"] == "strict"
+    assert properties["PrivateTmp"] == "yes"
+    assert properties["ReadWritePaths"].split() == ["/var/lib/retail-edge/vision"]
+
+
+@pytest.mark.workload("vision_inference")
+def test_vision_healthy_on_footage(declared) -> None:
+    health = requests.get(url(declared, "vision_inference", "/healthz"), timeout=TIMEOUT_S)
+    assert health.status_code == 200, health.text
