@@ -23,7 +23,7 @@ from lab.openbao.server import OpenBaoLabError
 
 LOG = logging.getLogger("lab.demo")
 # How long the summary listens to the vision service's MQTT events.
-VISION_LISTEN_S = 20.0
+VISION_LISTEN_S = 12.0
 
 
 def say(text: str = "") -> None:
