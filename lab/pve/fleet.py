@@ -2,9 +2,9 @@
 
 Every store of the fleet is its own Proxmox VE cluster, so container ids repeat from store to store
 (vmid 201 is the Varnish container in every store). A fleet test therefore needs one API endpoint per
-store. Starting hundreds of double processes would cost hundreds of interpreters; this module runs
-one `PveApp` per store inside a single process, each with its own port, state file, tasks and
-counters, and one accept loop for all of their sockets.
+store. Hundreds of double processes would cost hundreds of interpreters, so this module runs one
+`PveApp` per store inside a single process. Each has its own port, state file, tasks and counters,
+and one accept loop serves all of their sockets.
 
     python -m lab.pve.fleet --config base.yml --clusters clusters.yml --state-dir DIR
 
@@ -109,7 +109,7 @@ class FleetServer:
             while not self._stop.is_set():
                 for key, _ in selector.select(timeout=0.2):
                     # The same step serve_forever() takes for a readable socket: accept, then start a
-                    # handler thread (ThreadingMixIn), so one slow TLS handshake holds up nobody.
+                    # handler thread (ThreadingMixIn), so one slow TLS handshake does not delay other clients.
                     key.fileobj._handle_request_noblock()
 
     def stop(self) -> None:
@@ -212,7 +212,7 @@ class FleetDouble:
             process.wait(timeout=5)
 
     def cluster(self, name: str) -> PveDouble:
-        """A `PveDouble` client (api, control, stats, faults) bound to one cluster; it does not own the process."""
+        """Return a `PveDouble` client (api, control, stats, faults) for one cluster; it does not own the process."""
         if name not in self.ports:
             raise KeyError(f"cluster {name!r} is not served; known: {sorted(self.ports)[:5]}...")
         return PveDouble(self.state_dir / "clusters" / name, self.configs[name], port=self.ports[name])

@@ -220,19 +220,19 @@ class CallbackModule(CallbackBase):
         raw_diff = data.get("diff") or []
         diffs = raw_diff if isinstance(raw_diff, list) else [raw_diff]
         limit = self.get_option("max_diff_chars")
-        kept = []
+        trimmed = []
         for diff in diffs:
             if isinstance(diff, dict):
-                kept.append({key: clip(value, limit) for key, value in diff.items()})
+                trimmed.append({key: clip(value, limit) for key, value in diff.items()})
         change = {
             "play": self._play_name,
             "task": task.get_name(),
             "action": action,
             "category": categorize(action),
             "item": None if item is None else self._item_label(result, item),
-            "keys": changed_keys(data, kept),
-            "patch": clip(unified_diff(kept), limit),
-            "diff": kept,
+            "keys": changed_keys(data, trimmed),
+            "patch": clip(unified_diff(trimmed), limit),
+            "diff": trimmed,
         }
         if data.get("censored"):
             change["censored"] = True

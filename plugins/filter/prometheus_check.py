@@ -6,7 +6,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: prometheus_check
-short_description: Judge the answer of a Prometheus instant query against a lower and an upper bound
+short_description: Judge the response to a Prometheus instant query against a lower and an upper bound
 version_added: 0.1.0
 author:
   - retail.edge maintainers (@retail-edge)
@@ -15,11 +15,11 @@ description:
     value of the result lies within the check's bounds.
   - Vector results are judged series by series, so C(up) fails when any target is down. Scalar results are
     one value. NaN and infinite values fail.
-  - A query without any series fails with C(no data), unless the check gives C(empty_value), the value an empty
-    result stands for (for example V(0) for C(ALERTS{severity="critical"}), which is empty when nothing fires).
+  - A query without any series fails with C(no data), unless the check gives C(empty_value), the value that an
+    empty result counts as. For example V(0) suits C(ALERTS{severity="critical"}), which is empty when nothing fires.
 options:
   _input:
-    description: The decoded JSON body of the query answer.
+    description: The decoded JSON body of the query response.
     type: dict
     required: true
   check:
@@ -39,7 +39,7 @@ EXAMPLES = r"""
 
 - name: Fail when a target is down
   ansible.builtin.assert:
-    that: (up.json | retail.edge.prometheus_check({'name': 'targets up', 'expr': 'min(up)', 'min': 1})).ok
+    that: "(up.json | retail.edge.prometheus_check({'name': 'targets up', 'expr': 'min(up)', 'min': 1})).ok"
 """
 
 RETURN = r"""
@@ -64,19 +64,19 @@ import math
 from ansible.errors import AnsibleFilterError
 
 
-def _number(value, what):
+def _number(value, field):
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise AnsibleFilterError(f"prometheus_check: {what} {value!r} is not a number") from None
+        raise AnsibleFilterError(f"prometheus_check: {field} {value!r} is not a number") from None
 
 
 def _values(body):
-    """Return the sample values of a query answer, or raise ValueError with Prometheus' error."""
+    """Return the samples of a query response, or raise ValueError with Prometheus' error."""
     if not isinstance(body, dict):
-        raise ValueError("the answer is not a Prometheus API JSON object")
+        raise ValueError("the response is not a Prometheus API JSON object")
     if body.get("status") != "success":
-        raise ValueError(f"Prometheus answered {body.get('errorType', 'error')}: {body.get('error', body)}")
+        raise ValueError(f"Prometheus returned {body.get('errorType', 'error')}: {body.get('error', body)}")
     data = body.get("data") or {}
     kind = data.get("resultType")
     result = data.get("result")
@@ -93,7 +93,7 @@ def _label(metric):
 
 
 def prometheus_check(body, check):
-    """Return {ok, values, detail} for a query answer judged by check's min, max and empty_value."""
+    """Return {ok, values, detail} for a query response judged by the check's min, max and empty_value."""
     if not isinstance(check, dict) or not check.get("name"):
         raise AnsibleFilterError("prometheus_check needs a check dict with at least a name")
     name = check["name"]
@@ -121,8 +121,8 @@ def prometheus_check(body, check):
             broken.append(f"{where or 'value'} = {value:g} is above {high:g}")
     if broken:
         return {"ok": False, "values": values, "detail": f"{name}: " + "; ".join(broken)}
-    shown = ", ".join(f"{value:g}" for value in values[:5]) + (", ..." if len(values) > 5 else "")
-    return {"ok": True, "values": values, "detail": f"{name}: {shown} within bounds"}
+    listed = ", ".join(f"{value:g}" for value in values[:5]) + (", ..." if len(values) > 5 else "")
+    return {"ok": True, "values": values, "detail": f"{name}: {listed} within bounds"}
 
 
 class FilterModule:

@@ -11,11 +11,11 @@ version_added: 0.1.0
 author:
   - retail.edge maintainers (@retail-edge)
 description:
-  - Takes the stores of a rollout (each with C(id), C(wave) and C(host), the inventory host that stands for
-    the store) and the results recorded by earlier runs of the same change, and returns the order in which
-    this run handles them.
-  - Stores of the canary wave come first. The other waves follow in the order of O(waves); waves it does not
-    name follow in natural order (C(wave2) before C(wave10)).
+  - Takes the stores of a rollout and the results recorded by earlier runs of the same change, and returns
+    the order in which this run handles them. Each store has C(id), C(wave) and C(host), the inventory host
+    that represents the store in the rollout plays.
+  - Stores of the canary wave come first. The other waves follow in the order of O(waves), and waves it does
+    not name follow in natural order (C(wave2) before C(wave10)).
   - Each wave is cut into batches of O(batch) stores, so that a batch never spans two waves. The batch sizes
     form the C(serial) list of the play that rolls the waves out.
   - A store whose recorded result is C(succeeded) is skipped. A C(failed) store is handled again unless

@@ -62,7 +62,7 @@ class FleetLab:
         return self.root / "inventory"
 
     def write_inventory(self) -> None:
-        """Write the registry (beside the inventory folder, as the plugin asks) and the inventory source."""
+        """Write the registry (outside the inventory folder, as the plugin requires) and the inventory source."""
         registry = self.root / "registry" / "stores.yml"
         registry.parent.mkdir(parents=True, exist_ok=True)
         registry.write_text(yaml.safe_dump({"stores": self.stores}, sort_keys=False))

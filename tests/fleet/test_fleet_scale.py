@@ -51,7 +51,7 @@ def assert_store_converged(fleet: FleetLab, store: dict) -> None:
 
 
 @pytest.mark.slow
-def test_two_hundred_stores_converge_and_a_rerun_changes_nothing(make_fleet):
+def test_200_stores_converge_then_noop(make_fleet):
     waves = ["canary"] * 2 + ["wave1"] * 98 + ["wave2"] * 100
     fleet = make_fleet(waves, workloads=list(WORKLOADS), nodes=3)
     assert sum(len(store["nodes"]) for store in fleet.stores) == 3 * STORES

@@ -24,7 +24,7 @@ P95_LIMIT_S = 0.25
 
 
 class StoreHealth:
-    """Health endpoints and a Prometheus query API for every store, answering what the test sets."""
+    """Health endpoints and a Prometheus query API for every store, returning the values the test sets."""
 
     def __init__(self) -> None:
         self.healthz: dict[str, int] = {}
@@ -133,7 +133,7 @@ def results(tmp_path: Path) -> dict[str, str]:
     return {store["id"]: store["result"] for store in summary(tmp_path)["stores"]}
 
 
-def test_a_failing_canary_gate_stops_the_rollout(fleet, store_health, tmp_path):
+def test_failed_canary_gate_stops_rollout(fleet, store_health, tmp_path):
     store_health.healthz["s001"] = 503
 
     proc = rollout(fleet, tmp_path, expect_rc=2)
@@ -151,7 +151,7 @@ def test_a_failing_canary_gate_stops_the_rollout(fleet, store_health, tmp_path):
     assert "Roll the change out wave by wave" not in proc.stdout
 
 
-def test_a_wave_goes_on_past_one_failing_store_within_the_threshold(fleet, store_health, tmp_path):
+def test_wave_continues_within_threshold(fleet, store_health, tmp_path):
     store_health.p95["s003"] = 1.5  # the key metric of one wave1 store breaks its bound
 
     rollout(fleet, tmp_path, expect_rc=2)
@@ -174,7 +174,7 @@ def test_a_wave_goes_on_past_one_failing_store_within_the_threshold(fleet, store
     assert "above 0.25" in failed["message"]
 
 
-def test_a_wave_past_the_threshold_stops_and_a_rerun_resumes(fleet, store_health, tmp_path):
+def test_wave_over_threshold_stops_then_resumes(fleet, store_health, tmp_path):
     for store in ("s003", "s004"):
         store_health.healthz[store] = 500  # 2 of 4 stores in wave1: 50 % > 30 %
 
@@ -202,7 +202,7 @@ def test_a_wave_past_the_threshold_stops_and_a_rerun_resumes(fleet, store_health
     assert attempts["s003"] == attempts["s004"] == 2
 
 
-def test_an_apply_failure_is_reported_with_the_failing_hosts(make_fleet, store_health, tmp_path):
+def test_apply_failure_names_failed_hosts(make_fleet, store_health, tmp_path):
     def gate_and_break(store_id: str) -> dict[str, Any]:
         return {**store_health.gate_vars(store_id), "fleet_apply_breaks": store_id == "s004"}
 
@@ -220,17 +220,17 @@ def test_an_apply_failure_is_reported_with_the_failing_hosts(make_fleet, store_h
     assert "the change does not apply on s004-inventory-api" in log
 
 
-def test_a_rerun_with_another_change_under_the_same_id_is_refused(fleet, tmp_path):
+def test_rerun_with_other_change_rejected(fleet, tmp_path):
     rollout(fleet, tmp_path, expect_rc=0, rollout_target="store_s001")
     other = {"id": "inventory-api-2.4.0", "vars": {"fleet_version": "2.5.0", "fleet_marker_dir": str(tmp_path)}}
 
     proc = rollout(fleet, tmp_path, expect_rc=2, rollout_target="store_s001", rollout_change=other)
 
-    assert "give a changed change its own id" in proc.stdout
+    assert "give a different change a new id" in proc.stdout
     assert applied(tmp_path) == {"s001": 1}
 
 
-def test_a_weekly_change_gets_the_iso_week_in_its_id(fleet, tmp_path):
+def test_weekly_change_id_has_iso_week(fleet, tmp_path):
     weekly = {
         "id": "os-patch",
         "recurring": "weekly",

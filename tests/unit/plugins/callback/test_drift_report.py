@@ -10,7 +10,7 @@ from ansible_collections.retail.edge.plugins.callback.drift_report import (
 )
 
 
-def test_categories_come_from_the_module():
+def test_category_from_module():
     assert categorize("retail.edge.pve_lxc") == "container"
     assert categorize("retail.edge.pve_ceph_pool") == "pool"
     assert categorize("ansible.builtin.template") == "config"
@@ -18,7 +18,7 @@ def test_categories_come_from_the_module():
     assert categorize("ansible.builtin.command") == "other"
 
 
-def test_keys_prefer_the_module_then_the_dict_diff_then_the_target():
+def test_changed_keys_precedence():
     diff = [{"before": {"memory": 1024, "cores": 2}, "after": {"memory": 512, "cores": 2}}]
     assert changed_keys({"changed_keys": ["tags", "memory"]}, diff) == ["memory", "tags"]
     assert changed_keys({}, diff) == ["memory"]
@@ -29,7 +29,7 @@ def test_keys_prefer_the_module_then_the_dict_diff_then_the_target():
     assert changed_keys({}, []) == []
 
 
-def test_unified_diff_compares_dicts_key_by_key():
+def test_unified_diff_of_dicts():
     text = unified_diff(
         [
             {

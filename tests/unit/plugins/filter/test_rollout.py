@@ -37,7 +37,7 @@ def test_invalid_batch_names_the_value(batch):
         batch_sizes(4, batch)
 
 
-def test_waves_follow_the_canary_in_natural_order_and_never_share_a_batch():
+def test_wave_order_and_batches():
     plan = rollout_plan(stores("wave10", "canary", "wave2", "wave2", "wave2", "wave10"), batch=2)
 
     assert [store["id"] for store in plan["stores"]] == ["s002", "s003", "s004", "s005", "s001", "s006"]
@@ -53,7 +53,7 @@ def test_listed_waves_come_first():
     assert [wave["name"] for wave in plan["waves"]] == ["c", "a", "b"]
 
 
-def test_done_stores_are_skipped_and_failed_ones_retried():
+def test_done_stores_skipped_failed_retried():
     records = {"s001": {"status": "succeeded"}, "s002": {"status": "failed"}}
     plan = rollout_plan(stores("canary", "wave1", "wave1"), records=records, batch="100%")
 
@@ -65,7 +65,7 @@ def test_done_stores_are_skipped_and_failed_ones_retried():
     assert kept["wave_hosts"] == ["s003-pve1"]
 
 
-def test_a_store_listed_twice_is_refused():
+def test_duplicate_store_rejected():
     with pytest.raises(AnsibleFilterError, match="listed twice"):
         rollout_plan(stores("canary") * 2)
 
@@ -83,7 +83,7 @@ def test_summary_stops_on_a_failed_canary():
     ("failed", "status"),
     [(["s002"], "in_progress"), (["s002", "s003"], "stopped")],
 )
-def test_summary_applies_the_threshold_to_the_batch(failed, status):
+def test_summary_threshold_per_batch(failed, status):
     plan = rollout_plan(stores("canary", "wave1", "wave1", "wave1", "wave1", "wave2"), batch="100%")
     records = {
         store: {"status": "failed" if store in failed else "succeeded"}
@@ -96,7 +96,7 @@ def test_summary_applies_the_threshold_to_the_batch(failed, status):
     assert summary["counts"] == {"succeeded": 5 - len(failed), "failed": len(failed), "not_started": 1}
 
 
-def test_summary_of_a_finished_rollout():
+def test_summary_finished_rollout():
     plan = rollout_plan(stores("canary", "wave1"))
     done = {"s001": {"status": "succeeded"}, "s002": {"status": "failed"}}
     assert rollout_summary(plan, done, batch=["s002"], max_fail_percentage=100)["status"] == "stopped"
@@ -124,6 +124,6 @@ def test_prometheus_check_empty_answers_and_errors():
     assert prometheus_check(vector(), {**check, "empty_value": 0})["ok"] is True
     assert prometheus_check(vector("NaN"), {**check, "max": 5})["ok"] is False
     error = prometheus_check({"status": "error", "errorType": "bad_data", "error": "parse error"}, check)
-    assert error["detail"] == "critical alerts: Prometheus answered bad_data: parse error"
+    assert error["detail"] == "critical alerts: Prometheus returned bad_data: parse error"
     scalar = {"status": "success", "data": {"resultType": "scalar", "result": [0, "0.2"]}}
     assert prometheus_check(scalar, {"name": "p95", "max": 0.25})["ok"] is True
