@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.support import ROOT, VENV_BIN, run
+from tests.fleet.awx_stub import AwxStub
+from tests.support import ROOT, VENV_BIN, run, run_playbook
 
 PLAYBOOK = ROOT / "playbooks" / "awx_configure.yml"
 DECLARATION = ROOT / "playbooks" / "vars" / "awx.yml"
@@ -106,3 +109,74 @@ def test_injectors_set_module_variables(awx):
     module_utils = (ROOT / "plugins" / "module_utils" / "_pve.py").read_text()
     for variable in ("PROXMOX_TOKEN_ID", "PROXMOX_TOKEN_SECRET", "PROXMOX_CA_PATH"):
         assert f'"{variable}"' in module_utils
+
+
+CREDENTIAL_INPUTS = {
+    "retail.edge PVE automation token": {
+        "token_id": "automation@pve!ansible",
+        "token_secret": "00000000-0000-0000-0000-000000000000",
+        "ca_bundle": "-----BEGIN CERTIFICATE-----\nlab\n-----END CERTIFICATE-----\n",
+    },
+    "retail.edge Vault AppRole": {
+        "url": "https://127.0.0.1:8200",
+        "role_id": "role",
+        "secret_id": "secret",
+        "ca_cert": "-----BEGIN CERTIFICATE-----\nlab\n-----END CERTIFICATE-----\n",
+    },
+}
+
+
+@pytest.fixture
+def controller():
+    stub = AwxStub().start()
+    yield stub
+    stub.stop()
+
+
+def configure(controller: AwxStub, expect_rc: int = 0):
+    env = {"CONTROLLER_HOST": controller.url, "CONTROLLER_OAUTH_TOKEN": "lab-token", "CONTROLLER_VERIFY_SSL": "false"}
+    return run_playbook(PLAYBOOK, extra_vars={"awx_credential_inputs": CREDENTIAL_INPUTS}, env=env, expect_rc=expect_rc)
+
+
+def test_missing_credential_stops_before_templates(controller):
+    proc = configure(controller, expect_rc=2)
+
+    assert "credentials ['retail.edge store SSH'] do not exist in AWX" in proc.stdout
+    assert set(controller.named("credentials")) == set(CREDENTIAL_INPUTS)
+    assert controller.named("job_templates") == {}
+
+
+def test_configures_awx_and_reruns_without_change(controller, awx):
+    machine = controller.named("credential_types")["Machine"]["id"]
+    controller.add("credentials", {"name": "retail.edge store SSH", "credential_type": machine})
+
+    configure(controller)
+
+    types = controller.named("credential_types")
+    pve = types["Proxmox VE API token (retail.edge)"]
+    assert pve["injectors"]["env"]["PROXMOX_TOKEN_SECRET"] == "{{ token_secret }}"
+    assert pve["kind"] == "cloud"
+    credentials = {item["id"]: name for name, item in controller.named("credentials").items()}
+    templates = controller.named("job_templates")
+    assert set(templates) == {template["name"] for template in awx["awx_job_templates"]}
+    for template in awx["awx_job_templates"]:
+        created = templates[template["name"]]
+        assert created["playbook"] == template["playbook"]
+        assert created["forks"] == 25
+        linked = controller.associated("job_templates", created["id"], "credentials")
+        assert sorted(credentials[item] for item in linked) == sorted(template["credentials"])
+    rollout = json.loads(templates["retail.edge rollout"]["extra_vars"])
+    assert rollout == {"rollout_state_dir": "/var/lib/awx/retail-edge/rollout"}
+
+    schedules = controller.named("schedules")
+    by_id = {item["id"]: name for name, item in templates.items()}
+    assert {name: by_id[item["unified_job_template"]] for name, item in schedules.items()} == {
+        schedule["name"]: schedule["job_template"] for schedule in awx["awx_schedules"]
+    }
+    source = controller.named("inventory_sources")["Store registry"]
+    assert (source["source"], source["source_path"]) == ("scm", "inventories/example/fleet.stores.yml")
+    assert source["source_project"] == controller.named("projects")["retail.edge"]["id"]
+
+    rerun = configure(controller)
+
+    assert re.search(r"localhost\s+:\s+ok=\d+\s+changed=0\s", rerun.stdout), rerun.stdout[-3000:]

@@ -220,6 +220,15 @@ def test_apply_failure_names_failed_hosts(make_fleet, store_health, tmp_path):
     assert "the change does not apply on s004-inventory-api" in log
 
 
+def test_apply_timeout_is_reported(fleet, store_health, tmp_path):
+    rollout(fleet, tmp_path, expect_rc=2, rollout_target="store_s005", rollout_apply_timeout_s=1)
+
+    failed = summary(tmp_path)["stores"][0]
+    assert (failed["id"], failed["result"], failed["stage"]) == ("s005", "failed", "apply")
+    assert failed["message"] == "the apply playbook timed out after 1 s"
+    assert store_health.requests["s005"] == 0
+
+
 def test_rerun_with_other_change_rejected(fleet, tmp_path):
     rollout(fleet, tmp_path, expect_rc=0, rollout_target="store_s001")
     other = {"id": "inventory-api-2.4.0", "vars": {"fleet_version": "2.5.0", "fleet_marker_dir": str(tmp_path)}}
