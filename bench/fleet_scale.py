@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import tempfile
 import time
@@ -19,17 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fleet.fleetlab import PLAYBOOKS, start_fleet
-
-RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
-
-
-def recap(stdout: str) -> dict[str, dict[str, int]]:
-    """PLAY RECAP counters per host."""
-    return {
-        host: {"ok": int(ok), "changed": int(changed), "unreachable": int(unreachable), "failed": int(failed)}
-        for host, ok, changed, unreachable, failed in RECAP.findall(stdout)
-    }
+from tests.fleet.fleetlab import PLAYBOOKS, recap, start_fleet
 
 
 def timed_run(fleet, forks: int) -> tuple[float, dict[str, dict[str, int]]]:

@@ -6,6 +6,7 @@ Used by the fleet tests (through the `make_fleet` fixture) and by bench/fleet_sc
 from __future__ import annotations
 
 import copy
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +24,15 @@ HERE = Path(__file__).resolve().parent
 PLAYBOOKS = HERE / "playbooks"
 TOKEN_ID = "root@pam!automation"
 TOKEN_SECRET = DEFAULT_LAB_CONFIG["tokens"][TOKEN_ID]["secret"]
+RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
+
+
+def recap(stdout: str) -> dict[str, dict[str, int]]:
+    """Return the PLAY RECAP counters of an ansible-playbook run per host."""
+    return {
+        host: {"ok": int(ok), "changed": int(changed), "unreachable": int(unreachable), "failed": int(failed)}
+        for host, ok, changed, unreachable, failed in RECAP.findall(stdout)
+    }
 
 
 def base_config() -> dict[str, Any]:

@@ -1,37 +1,27 @@
 """A fleet-sized provision run: 200 stores of three Proxmox VE nodes, then a rerun that must change nothing.
 
 Every store is its own cluster (its own vmids, port and state) on one PVE double process. Each store
-gets two of its workload containers, Varnish and the inventory API, the front door of a store: all
-eight would take four times as long on the two-core CI machine without testing anything new
-(docs/benchmarks.md, "Fleet scale").
+gets two of its workload containers, Varnish and the inventory API, because all eight would take four
+times as long on the two-core CI machine without testing anything new (timings in docs/benchmarks.md,
+"Fleet scale").
 """
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
-from tests.fleet.fleetlab import PLAYBOOKS, FleetLab
+from tests.fleet.fleetlab import PLAYBOOKS, FleetLab, recap
 
 STORES = 200
 WORKLOADS = {"varnish_edge": (201, 2, 1024), "inventory_api": (202, 2, 512)}  # vmid, cores, MiB
 # AWX runs fleet jobs with a few dozen forks; 25 is what its job templates here set.
 FORKS = 25
-RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
-
-
-def recap(stdout: str) -> dict[str, tuple[int, int, int]]:
-    """(changed, unreachable, failed) per host from the PLAY RECAP."""
-    return {
-        host: (int(changed), int(unreachable), int(failed))
-        for host, _ok, changed, unreachable, failed in RECAP.findall(stdout)
-    }
 
 
 def provision(fleet: FleetLab) -> dict[str, tuple[int, int, int]]:
+    """Run the provision playbook and return (changed, unreachable, failed) per host."""
     proc = fleet.playbook(PLAYBOOKS / "provision.yml", "--forks", str(FORKS), timeout=1800)
-    return recap(proc.stdout)
+    return {host: (row["changed"], row["unreachable"], row["failed"]) for host, row in recap(proc.stdout).items()}
 
 
 def assert_store_converged(fleet: FleetLab, store: dict) -> None:
