@@ -16,7 +16,8 @@ description:
     reports a change shows where a host differs from its declaration, so this callback collects those
     tasks with their differences and groups them by store.
   - The store of a host is the C(id) of its C(retail_edge_store) variable (set by the M(retail.edge.stores)
-    inventory plugin); without it, the host's C(store_<id>) group; without that, the host name.
+    inventory plugin), or else the id in the host's C(store_<id>) group. Hosts of no store, such as
+    C(localhost) in a play that talks to Vault, are listed apart under C(other_hosts).
   - "For each changed task the report keeps the play, task, action, loop item, a category (C(container),
     C(pool), C(config), C(service), C(package), C(secret) or C(other), from the module), the keys that
     differ, the diff as the module returned it, and the same diff as unified diff text (C(patch)), where
@@ -194,6 +195,7 @@ class CallbackModule(CallbackBase):
 
     @staticmethod
     def _store_of(host):
+        """Return the id of the store a host belongs to, or None."""
         store = host.vars.get("retail_edge_store")
         if isinstance(store, dict) and store.get("id"):
             return str(store["id"])
@@ -201,7 +203,7 @@ class CallbackModule(CallbackBase):
             match = STORE_GROUP.match(group.get_name())
             if match:
                 return match.group("id")
-        return host.get_name()
+        return None
 
     @staticmethod
     def _parts(result):
@@ -295,10 +297,15 @@ class CallbackModule(CallbackBase):
     def report(self):
         """Return the report of everything recorded so far, grouped by store."""
         stores = {}
+        other_hosts = {}
         for host_name in sorted(self._hosts):
             entry = self._hosts[host_name]
+            fields = {key: entry[key] for key in ("changes", "errors", "unchecked")}
+            if entry["store"] is None:
+                other_hosts[host_name] = fields
+                continue
             store = stores.setdefault(entry["store"], {"status": "in_sync", "keys": [], "hosts": {}})
-            store["hosts"][host_name] = {key: entry[key] for key in ("changes", "errors", "unchecked")}
+            store["hosts"][host_name] = fields
         for store in stores.values():
             hosts = store["hosts"].values()
             keys = {
@@ -328,6 +335,7 @@ class CallbackModule(CallbackBase):
                 "hosts": len(self._hosts),
             },
             "stores": dict(sorted(stores.items())),
+            "other_hosts": other_hosts,
         }
 
     def _write(self, report):

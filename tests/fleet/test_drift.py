@@ -68,6 +68,7 @@ def test_report_names_changed_stores_and_keys(converged, tmp_path):
     }
     assert report["summary"] == {"stores": 6, "drifted": 3, "errors": 0, "in_sync": 3, "hosts": 12}
     assert report["check_mode"] is True
+    assert report["other_hosts"] == {}
 
     container = report["stores"]["s002"]["hosts"]["s002-pos-cache"]["changes"][0]
     assert container["category"] == "container"

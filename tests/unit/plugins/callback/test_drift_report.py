@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from ansible.inventory.group import Group
+from ansible.inventory.host import Host
 from ansible_collections.retail.edge.plugins.callback.drift_report import (
+    CallbackModule,
     categorize,
     changed_keys,
     clip,
@@ -48,3 +51,13 @@ def test_unified_diff_of_dicts():
 def test_long_diffs_are_clipped():
     assert clip("x" * 30, 10) == "x" * 10 + "\n[... 20 more characters left out of the report]"
     assert clip({"a": 1}, 1) == {"a": 1}
+
+
+def test_store_of_host_from_vars_or_group():
+    from_vars = Host("s001-pos-cache")
+    from_vars.set_variable("retail_edge_store", {"id": "s001"})
+    from_group = Host("s002-pve1")
+    from_group.add_group(Group("store_s002_nodes"))
+    assert CallbackModule._store_of(from_vars) == "s001"
+    assert CallbackModule._store_of(from_group) == "s002"
+    assert CallbackModule._store_of(Host("localhost")) is None
