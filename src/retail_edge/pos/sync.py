@@ -1,11 +1,13 @@
 """Sync agent of the POS cache: pushes the sales outbox to HQ and pulls the catalog and cashier replicas.
 
+With ``inventory_url`` set it also forwards every sale to the store's inventory API, under its own cursor.
+
 It runs as its own process (``retail-edge-pos-sync``) next to the POS server and shares the SQLite file with it,
 so a crash or restart of either leaves the other running.
 
 Exactly-once delivery: batches leave in outbox order, one at a time. Each sale carries its sale id as idempotency
 key, and outbox rows are marked synced only after HQ responded for the whole batch. A crash between HQ applying a
-batch and the agent recording that answer makes the agent resend the batch after restart; HQ answers
+batch and the agent recording the response makes the agent resend the batch after restart. HQ responds
 "duplicate" for those keys and applies nothing twice. So every sale reaches HQ once and in commit order. The
 exception is a sale HQ rejects for good (a conflict, or a sale HQ calls invalid): it is parked as ``rejected``
 with the reason and the queue moves on.
@@ -45,7 +47,7 @@ INVENTORY_TARGET = "inventory"
 
 @dataclass
 class Backoff:
-    """Exponential backoff with full jitter and a cap.
+    """Exponential backoff with jitter and a cap.
 
     The n-th consecutive failure waits a random time between ``initial`` and ``min(maximum, initial * 2**n)``.
     The randomness spreads the retries of hundreds of stores that lost the same WAN link at once.
@@ -73,13 +75,13 @@ class SyncMetrics:
         self.batches = Counter("pos_sync_batches", "Sales batches sent to HQ by result.", ["result"], registry=registry)
         self.sales = Counter(
             "pos_sync_sales",
-            "Sales HQ answered for, by HQ status (applied, duplicate, conflict, invalid).",
+            "Sales HQ responded to, by HQ status (applied, duplicate, conflict, invalid).",
             ["status"],
             registry=registry,
         )
         self.batch_seconds = Histogram(
             "pos_sync_batch_seconds",
-            "Round trip of one sales batch to HQ, recording the answer included.",
+            "Round trip of one sales batch to HQ, recording the response included.",
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
             registry=registry,
         )
@@ -98,7 +100,7 @@ class SyncMetrics:
 
 
 class SyncAgent:
-    """Push and pull loops over one store database and one HQ client."""
+    """Push, pull and forward loops over one store database, one HQ client and an optional inventory client."""
 
     def __init__(
         self,
@@ -244,7 +246,12 @@ class SyncAgent:
                 delay = backoff.next_delay(retry_after)
                 log.warning(
                     f"{operation} failed; retrying",
-                    extra={"store_id": self.store_id, "error": str(exc), "retry_in": round(delay, 2)},
+                    extra={
+                        "store_id": self.store_id,
+                        "kind": exc.kind if isinstance(exc, ServiceUnavailable) else "invalid_document",
+                        "error": str(exc),
+                        "retry_in": round(delay, 2),
+                    },
                 )
                 await self._pause(delay)
                 continue
