@@ -6,7 +6,9 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${RETAIL_EDGE_VENV:-$ROOT/.venv}"
-COPY="$ROOT/.build/ansible-test/ansible_collections/retail/edge"
+# Outside the checkout: inside an ignored folder of a git work tree,
+# ansible-test would treat every file as ignored and skip them all.
+COPY="${TMPDIR:-/tmp}/retail-edge-ansible-test-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)/ansible_collections/retail/edge"
 
 # Copy the files git would commit (tracked, plus untracked ones it does not
 # ignore), so caches and virtualenvs never reach the tests.

@@ -99,7 +99,7 @@ class LabHq:
         return httpx.post(f"{self.url}/v1/stores/{store_id}{path}", json=body, headers=self.headers(store_id))
 
     def lab(self, control: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        """POST a lab control (stock, offline, expire-cursors, catalog, cashiers) and return its JSON answer."""
+        """POST a lab control (stock, offline, expire-cursors, catalog, cashiers) and return its JSON response."""
         response = httpx.post(f"{self.url}/_lab/{control}", json=body or {})
         response.raise_for_status()
         return response.json()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -58,13 +59,15 @@ def run_playbook(
     expect_rc: int | None = 0,
     timeout: float = 600,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ansible-playbook and return the finished process; fail the test on an unexpected exit code.
+    """Run ansible-playbook and return the finished process, failing the test on an unexpected exit code.
 
     extra_vars travel as JSON so that types (ints, lists, dicts) survive.
     """
-    import json
-
     cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(playbook), *args]
+    if str(inventory) == "localhost,":
+        # The controller itself, reached without SSH, with the venv's interpreter so that
+        # modules find proxmoxer, hvac and the other controller-side libraries.
+        cmd += ["-e", json.dumps({"ansible_connection": "local", "ansible_python_interpreter": sys.executable})]
     if extra_vars:
         cmd += ["-e", json.dumps(dict(extra_vars))]
     proc = subprocess.run(
@@ -79,7 +82,7 @@ def run_playbook(
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port that was free on host when asked (the usual small race applies)."""
+    """Return a TCP port that was free on host when checked; another process may take it before the caller binds."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
@@ -102,3 +105,30 @@ def run(cmd: Sequence[str], *, cwd: Path = ROOT, timeout: float = 900, **kwargs)
     return subprocess.run(
         list(cmd), cwd=cwd, env=ansible_env(), capture_output=True, text=True, timeout=timeout, check=False, **kwargs
     )
+
+
+def run_module(
+    module: str,
+    module_args: Mapping[str, object],
+    *,
+    check: bool = False,
+    diff: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> dict:
+    """Run one module on localhost through ansible's ad-hoc mode and return its result dict."""
+    cmd = [str(VENV_BIN / "ansible"), "localhost", "-m", module]
+    if module_args:
+        cmd += ["-a", json.dumps(dict(module_args))]
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    extra = {"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"}
+    proc = subprocess.run(
+        cmd, cwd=ROOT, env=ansible_env({**extra, **(env or {})}), capture_output=True, text=True, timeout=300, check=False
+    )
+    try:
+        output = json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise AssertionError(f"{module} printed no JSON (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}") from exc
+    return output["plays"][0]["tasks"][0]["hosts"]["localhost"]

@@ -74,7 +74,7 @@ def _reject(request: Request, tokens: Mapping[str, str], outage: OutageSwitch) -
     header_store = request.headers.get("x-store-id")
     if header_store is not None and header_store != store_id:
         return error(400, "store_mismatch", f"X-Store-Id {header_store!r} differs from path {store_id!r}")
-    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    scheme, _space, presented = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not presented:
         return error(401, "unauthorized", "send 'Authorization: Bearer <store token>'")
     expected = tokens.get(store_id)

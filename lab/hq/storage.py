@@ -313,12 +313,10 @@ class HqStorage:
                 if current is None:
                     if not db.execute("SELECT 1 FROM catalog WHERE sku = ?", (sku,)).fetchone():
                         raise RequestError(f"sku {sku!r} is not in the catalog")
-                    aisle, bay = location or ("1", "A")
-                    db.execute(
-                        "INSERT INTO stock VALUES (?, ?, ?, ?, ?, ?)", (store_id, sku, on_hand or 0, aisle, bay, now)
-                    )
-                new_on_hand = on_hand if on_hand is not None else (current["on_hand"] if current else 0) + delta
-                aisle, bay = location or ((current["aisle"], current["bay"]) if current else ("1", "A"))
+                    db.execute("INSERT INTO stock VALUES (?, ?, 0, '1', 'A', ?)", (store_id, sku, now))
+                    current = {"on_hand": 0, "aisle": "1", "bay": "A"}
+                new_on_hand = current["on_hand"] + delta if on_hand is None else on_hand
+                aisle, bay = location or (current["aisle"], current["bay"])
                 db.execute(
                     "UPDATE stock SET on_hand = ?, aisle = ?, bay = ?, updated_at = ? WHERE store_id = ? AND sku = ?",
                     (new_on_hand, aisle, bay, now, store_id, sku),
@@ -517,7 +515,7 @@ def _parse_sales(sales: Any) -> list[tuple[str, dict[str, Any]]]:
     if not isinstance(sales, list) or not sales:
         raise RequestError("'sales' must be a non-empty list")
     if len(sales) > MAX_SALES_PER_BATCH:
-        raise RequestError(f"a batch holds at most {MAX_SALES_PER_BATCH} sales, got {len(sales)}")
+        raise RequestError(f"a batch contains at most {MAX_SALES_PER_BATCH} sales, got {len(sales)}")
     entries = []
     for index, entry in enumerate(sales):
         if not isinstance(entry, dict):

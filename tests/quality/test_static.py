@@ -11,7 +11,8 @@ from tests.support import ROOT, VENV_BIN, run
 
 
 def _assert_ok(proc, what: str) -> None:
-    assert proc.returncode == 0, f"{what} failed (exit {proc.returncode}):\n{proc.stdout[-12000:]}\n{proc.stderr[-6000:]}"
+    output = f"{proc.stdout[-12000:]}\n{proc.stderr[-6000:]}"
+    assert proc.returncode == 0, f"{what} failed (exit {proc.returncode}):\n{output}"
 
 
 def test_ruff_clean():
@@ -49,7 +50,8 @@ def test_galaxy_build_tarball(tmp_path):
 def test_execution_environment_build_context(tmp_path):
     context = tmp_path / "context"
     definition = ROOT / "execution-environment.yml"
-    proc = run([str(VENV_BIN / "ansible-builder"), "create", "--file", str(definition), "--context", str(context)])
+    builder = [str(VENV_BIN / "ansible-builder"), "create", "--file", str(definition)]
+    proc = run([*builder, "--context", str(context), "--output-filename", "Containerfile"])
     _assert_ok(proc, "ansible-builder create")
     containerfile = (context / "Containerfile").read_text()
     assert "ansible-galaxy" in containerfile

@@ -6,6 +6,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -120,7 +121,9 @@ class InventoryStack:
         return "\n".join(f"--- {name} ---\n{text}" for name, text in parts.items())
 
 
-def wait_until(condition: Callable[[], Any], timeout: float = 20.0, what: str = "condition", logs: str = "") -> Any:
+def wait_until(
+    condition: Callable[[], Any], timeout: float = 20.0, description: str = "condition", logs: str = ""
+) -> Any:
     """Poll ``condition`` every 50 ms until it returns a truthy value, which is returned; fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -128,7 +131,7 @@ def wait_until(condition: Callable[[], Any], timeout: float = 20.0, what: str = 
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{logs}")
+            raise AssertionError(f"timed out after {timeout} s waiting for {description}\n{logs}")
         time.sleep(0.05)
 
 
@@ -153,7 +156,9 @@ def inventory_factory(lab_hq: LabHq, tmp_path: Path) -> Iterator[Callable[..., I
 def inventory(inventory_factory: Callable[..., InventoryStack]) -> InventoryStack:
     """A started inventory stack that has finished its first snapshot."""
     stack = inventory_factory()
-    wait_until(lambda: stack.get("/inventory/SKU-00001").status_code == 200, what="first snapshot", logs=stack.logs())
+    wait_until(
+        lambda: stack.get("/inventory/SKU-00001").status_code == 200, description="first snapshot", logs=stack.logs()
+    )
     return stack
 
 
@@ -202,11 +207,11 @@ class RulesService(ServiceProcess):
         return response.json()
 
     def metric(self, name: str, **labels: str) -> float:
-        wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+        expected_labels = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
         for line in self.http.get("/metrics").text.splitlines():
-            series, _, value = line.rpartition(" ")
-            metric_name, _, label_text = series.partition("{")
-            if metric_name == name and ",".join(sorted(label_text.rstrip("}").split(","))) == wanted:
+            series, _space, value = line.rpartition(" ")
+            metric_name, _brace, label_text = series.partition("{")
+            if metric_name == name and ",".join(sorted(label_text.rstrip("}").split(","))) == expected_labels:
                 return float(value)
         return 0.0
 
@@ -224,7 +229,9 @@ def rules_factory(lab_hq: LabHq, tmp_path: Path) -> Iterator[Callable[..., Rules
         services.append(service)
         service.start()
         wait_until(
-            lambda: service.http.get("/healthz").json()["catalog_skus"] > 0, what="catalog", logs=service.log_tail()
+            lambda: service.http.get("/healthz").json()["catalog_skus"] > 0,
+            description="catalog",
+            logs=service.log_tail(),
         )
         return service
 
@@ -232,3 +239,51 @@ def rules_factory(lab_hq: LabHq, tmp_path: Path) -> Iterator[Callable[..., Rules
     for service in services:
         service.http.close()
         service.stop()
+
+
+@pytest.fixture
+def varnishd() -> Iterator[Callable[[str], int]]:
+    """Start varnishd instances with a given VCL (``{port}`` placeholders already filled); return the port.
+
+    The instance directory lives directly under /tmp with mode 0755 because varnishd's VCL compiler runs as
+    an unprivileged user that cannot enter pytest's 0700 temporary directories.
+    """
+    procs: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+    def start(vcl: str) -> int:
+        instance = Path(tempfile.mkdtemp(prefix="commerce-varnish-"))
+        instance.chmod(0o755)
+        (instance / "main.vcl").write_text(vcl)
+        (instance / "main.vcl").chmod(0o644)
+        port = free_port()
+        cmd = [
+            "varnishd",
+            "-F",
+            "-n",
+            str(instance),
+            "-a",
+            f"127.0.0.1:{port}",
+            "-f",
+            str(instance / "main.vcl"),
+            "-s",
+            "malloc,32m",
+            "-T",
+            "none",
+        ]
+        log = (instance / "varnishd.log").open("wb")
+        procs.append((subprocess.Popen(cmd, stdout=log, stderr=log), instance))
+        try:
+            wait_for_port(port, timeout=30)
+        except TimeoutError as exc:
+            raise TimeoutError((instance / "varnishd.log").read_text()[-3000:]) from exc
+        return port
+
+    yield start
+    for proc, instance in procs:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(instance, ignore_errors=True)

@@ -58,21 +58,21 @@ def test_deltas_applied(inventory: InventoryStack):
     inventory.hq.set_stock([{"sku": "SKU-00002", "on_hand": 5, "location": {"aisle": "7", "bay": "B"}}])
     inventory.hq.set_stock([{"sku": "SKU-00003", "delta": 4}])
     before = hq_on_hand(inventory.hq)["SKU-00003"]
-    wait_until(lambda: on_hand(inventory, "SKU-00002") == 5, what="delta for SKU-00002", logs=inventory.logs())
-    wait_until(lambda: on_hand(inventory, "SKU-00003") == before, what="delta for SKU-00003")
+    wait_until(lambda: on_hand(inventory, "SKU-00002") == 5, description="delta for SKU-00002", logs=inventory.logs())
+    wait_until(lambda: on_hand(inventory, "SKU-00003") == before, description="delta for SKU-00003")
     assert inventory.get("/inventory/SKU-00002").json()["location"] == {"aisle": "7", "bay": "B"}
     assert inventory.metric("inventory_snapshots") == 1
 
 
 def test_cursor_resume_after_sigkill(inventory: InventoryStack):
     inventory.hq.set_stock([{"sku": "SKU-00004", "on_hand": 11}])
-    wait_until(lambda: on_hand(inventory, "SKU-00004") == 11, what="first delta")
+    wait_until(lambda: on_hand(inventory, "SKU-00004") == 11, description="first delta")
     inventory.sync.stop(signal.SIGKILL)
 
     inventory.hq.set_stock([{"sku": "SKU-00004", "on_hand": 12}, {"sku": "SKU-00005", "on_hand": 13}])
     assert on_hand(inventory, "SKU-00004") == 11
     inventory.sync.start()
-    wait_until(lambda: on_hand(inventory, "SKU-00005") == 13, what="delta after restart", logs=inventory.logs())
+    wait_until(lambda: on_hand(inventory, "SKU-00005") == 13, description="delta after restart", logs=inventory.logs())
     assert on_hand(inventory, "SKU-00004") == 12
     assert inventory.metric("inventory_snapshots") == 1
     with sqlite3.connect(inventory.db_path) as db:
@@ -84,7 +84,7 @@ def test_hq_down_marks_stale(inventory: InventoryStack):
     item = wait_until(
         lambda: (body := inventory.get("/inventory/SKU-00001").json())["stale"] and body,
         timeout=15,
-        what="stale flag",
+        description="stale flag",
         logs=inventory.logs(),
     )
     assert item["age_s"] > 2
@@ -96,24 +96,27 @@ def test_hq_down_marks_stale(inventory: InventoryStack):
     inventory.hq.lab("offline", {"down": True, "mode": "503"})
     assert inventory.get("/inventory/SKU-00001").status_code == 200
     inventory.hq.lab("offline", {"down": False})
-    wait_until(lambda: not inventory.get("/inventory/SKU-00001").json()["stale"], what="fresh stock again")
+    wait_until(lambda: not inventory.get("/inventory/SKU-00001").json()["stale"], description="fresh stock again")
     assert inventory.metric("inventory_feed_consecutive_failures") == 0
 
 
 def test_hq_process_killed_api_answers(inventory: InventoryStack):
     inventory.hq.stop(signal.SIGKILL)
-    wait_until(lambda: inventory.get("/inventory/SKU-00001").json()["stale"], timeout=15, what="stale flag")
+    wait_until(lambda: inventory.get("/inventory/SKU-00001").json()["stale"], timeout=15, description="stale flag")
     inventory.hq.start()
     inventory.hq.set_stock([{"sku": "SKU-00006", "on_hand": 21}])
     wait_until(
-        lambda: on_hand(inventory, "SKU-00006") == 21, timeout=15, what="sync after HQ restart", logs=inventory.logs()
+        lambda: on_hand(inventory, "SKU-00006") == 21,
+        timeout=15,
+        description="sync after HQ restart",
+        logs=inventory.logs(),
     )
 
 
 def test_full_resync_after_cursor_expiry(inventory: InventoryStack):
     inventory.hq.lab("expire-cursors")
     inventory.hq.set_stock([{"sku": "SKU-00007", "on_hand": 31}])
-    wait_until(lambda: on_hand(inventory, "SKU-00007") == 31, what="value after resync", logs=inventory.logs())
+    wait_until(lambda: on_hand(inventory, "SKU-00007") == 31, description="value after resync", logs=inventory.logs())
     assert inventory.metric("inventory_snapshots") == 2
     assert "rejected the stock cursor" in inventory.sync.log_tail()
 
@@ -131,12 +134,12 @@ def test_local_sale_counted_once(inventory: InventoryStack):
 
     # HQ applies the same sale; the feed then carries its key and the local adjustment is dropped.
     assert inventory.hq.post("/sales/batches", {"sales": [sale]}).json()["results"][0]["status"] == "applied"
-    wait_until(lambda: inventory.metric("inventory_pending_local_sales") == 0, what="adjustment dropped")
+    wait_until(lambda: inventory.metric("inventory_pending_local_sales") == 0, description="adjustment dropped")
     assert on_hand(inventory, "SKU-00008") == start - 2
 
     late = {"idempotency_key": "pos-1-000002", "sale": {"lines": [{"sku": "SKU-00008", "qty": 1}]}}
     inventory.hq.post("/sales/batches", {"sales": [late]})
-    wait_until(lambda: on_hand(inventory, "SKU-00008") == start - 3, what="HQ-applied sale in the feed")
+    wait_until(lambda: on_hand(inventory, "SKU-00008") == start - 3, description="HQ-applied sale in the feed")
     status = inventory.post("/inventory/sales", {"sales": [late]}).json()["results"][0]["status"]
     assert status == "already_reflected"
     assert on_hand(inventory, "SKU-00008") == start - 3
@@ -172,8 +175,10 @@ def test_metrics_expose_latency(inventory: InventoryStack):
 
 def test_two_workers_share_metrics(inventory_factory):
     stack = inventory_factory(workers=2)
-    wait_until(lambda: stack.get("/inventory/SKU-00001").status_code == 200, what="first snapshot", logs=stack.logs())
-    for _ in range(20):
+    wait_until(
+        lambda: stack.get("/inventory/SKU-00001").status_code == 200, description="first snapshot", logs=stack.logs()
+    )
+    for _request in range(20):
         assert stack.get("/inventory/SKU-00001").status_code == 200
     text = stack.get("/metrics").text
     counts = [
@@ -187,12 +192,12 @@ def test_two_workers_share_metrics(inventory_factory):
 
 def set_stock(stack: InventoryStack, sku: str, value: int) -> None:
     stack.hq.set_stock([{"sku": sku, "on_hand": value}])
-    wait_until(lambda: on_hand(stack, sku) == value, what=f"{sku} at {value}")
+    wait_until(lambda: on_hand(stack, sku) == value, description=f"{sku} at {value}")
 
 
 def test_promise_waits_for_busy_pickers(inventory_factory):
     stack = inventory_factory(pick_seconds_per_line=60, order_overhead_s=120)
-    wait_until(lambda: stack.get("/inventory/SKU-00010").status_code == 200, what="first snapshot")
+    wait_until(lambda: stack.get("/inventory/SKU-00010").status_code == 200, description="first snapshot")
     set_stock(stack, "SKU-00010", 50)
     set_stock(stack, "SKU-00011", 50)
     assert stack.http.put("/pickers", json={"on_shift": 1}).json() == {"on_shift": 1}
@@ -229,7 +234,7 @@ def test_promise_idempotent_by_order_id(inventory: InventoryStack):
 
 def test_reservation_expires(inventory_factory):
     stack = inventory_factory(reservation_ttl_s=1)
-    wait_until(lambda: stack.get("/inventory/SKU-00013").status_code == 200, what="first snapshot")
+    wait_until(lambda: stack.get("/inventory/SKU-00013").status_code == 200, description="first snapshot")
     set_stock(stack, "SKU-00013", 3)
     created = stack.post("/promise", {"lines": [{"sku": "SKU-00013", "qty": 3}]})
     assert created.status_code == 201
@@ -243,13 +248,13 @@ def test_reservation_expires(inventory_factory):
     assert stack.post("/promise", {"lines": [{"sku": "SKU-00013", "qty": 1}]}).status_code == 201
 
 
-def test_oversell_refused(inventory: InventoryStack):
+def test_oversell_rejected(inventory: InventoryStack):
     set_stock(inventory, "SKU-00014", 3)
     ok = inventory.post("/promise", {"lines": [{"sku": "SKU-00014", "qty": 2}]})
     assert ok.status_code == 201
-    refused = inventory.post("/promise", {"lines": [{"sku": "SKU-00014", "qty": 2}, {"sku": "SKU-99999", "qty": 1}]})
-    assert refused.status_code == 409
-    assert refused.json()["reasons"] == [
+    rejected = inventory.post("/promise", {"lines": [{"sku": "SKU-00014", "qty": 2}, {"sku": "SKU-99999", "qty": 1}]})
+    assert rejected.status_code == 409
+    assert rejected.json()["reasons"] == [
         {"reason": "insufficient_stock", "sku": "SKU-00014", "requested": 2, "available": 1},
         {"reason": "unknown_sku", "sku": "SKU-99999"},
     ]

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import sys
 import time
 
+import httpx
+
 from tests.fixtures_hq import LabHq
-from tests.services.conftest import InventoryStack, write_rules
+from tests.services.conftest import InventoryStack, ServiceProcess, write_rules
+from tests.support import free_port
 
 PERISHABLE = [
     {
@@ -105,7 +110,7 @@ def test_infinite_loop_hits_time_limit(lab_hq: LabHq, rules_factory):
 def test_trapping_rule_falls_back(lab_hq: LabHq, rules_factory):
     item = catalog_item(lab_hq, "household")
     rules = rules_factory([{"name": "divide-by-zero", "module": "trap.wat"}])
-    for _ in range(3):
+    for _attempt in range(3):
         quote = rules.price(item["sku"])
         assert quote["price_cents"] == item["base_price_cents"]
         assert quote["outcome"] == "trap"
@@ -190,3 +195,44 @@ def test_overstock_promo_uses_stock(lab_hq: LabHq, inventory: InventoryStack, ru
     assert inventory.post("/inventory/sales", {"sales": [sale]}).status_code == 200
     selling = wait_for_price(rules, item["sku"], lambda p: p["promo_id"] is None)
     assert selling["price_cents"] == item["base_price_cents"]
+
+
+ESI_VCL = """vcl 4.1;
+backend pages {{ .host = "127.0.0.1"; .port = "{pages}"; }}
+backend rules {{ .host = "127.0.0.1"; .port = "{rules}"; }}
+sub vcl_recv {{
+    if (req.url ~ "^/promo/") {{ set req.backend_hint = rules; }} else {{ set req.backend_hint = pages; }}
+}}
+sub vcl_backend_response {{
+    if (bereq.url ~ "^/product/") {{ set beresp.do_esi = true; }}
+}}
+"""
+
+
+def test_varnish_includes_promo_fragment(lab_hq: LabHq, rules_factory, varnishd, tmp_path):
+    item = catalog_item(lab_hq, "produce")
+    set_expiry(lab_hq, item["sku"], 0)
+    rules = rules_factory(PERISHABLE)
+    wait_for_price(rules, item["sku"], lambda p: p["promo_id"] == "expiry-50")
+
+    pages = tmp_path / "pages"
+    (pages / "product").mkdir(parents=True)
+    page = f'<html><body><h1>{item["name"]}</h1><esi:include src="/promo/fragment?sku={item["sku"]}"/></body></html>'
+    (pages / "product" / f"{item['sku']}.html").write_text(page)
+    page_port = free_port()
+    server = ServiceProcess(
+        "page server",
+        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(pages), str(page_port)],
+        dict(os.environ),
+        tmp_path / "pages.log",
+        page_port,
+    ).start()
+    try:
+        port = varnishd(ESI_VCL.format(pages=page_port, rules=rules.port))
+        response = httpx.get(f"http://127.0.0.1:{port}/product/{item['sku']}.html")
+    finally:
+        server.stop()
+    assert response.status_code == 200
+    assert "<esi:include" not in response.text
+    assert 'data-promo="expiry-50"' in response.text
+    assert f"<h1>{item['name']}</h1>" in response.text

@@ -1,6 +1,6 @@
 """Small helpers for plain ASGI applications: JSON responses, request bodies and query strings.
 
-The services answer most requests on a hot path where a framework's routing and request objects cost more
+The services serve most requests on a hot path where a framework's routing and request objects cost more
 than the handler itself, so they speak ASGI directly through these helpers.
 """
 
@@ -20,7 +20,7 @@ MAX_BODY_BYTES = 1024 * 1024
 
 
 class HttpError(Exception):
-    """An error answer: status, a short machine-readable code and a human-readable detail."""
+    """An error response: status, a short machine-readable code and a human-readable detail."""
 
     def __init__(self, status: int, code: str, detail: str) -> None:
         super().__init__(detail)

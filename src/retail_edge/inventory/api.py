@@ -2,7 +2,8 @@
 
 GET /inventory/{sku} is the hot path: it reads through a per-process cache that is dropped whenever another
 connection commits, so a request usually costs one ``PRAGMA data_version`` and a dictionary lookup.
-Writes (local sales, promises, reservations) run on one writer thread so the event loop never waits on a lock.
+Writes (local sales, promises, reservations) run on one writer thread, so the event loop does not wait for
+SQLite's write lock.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from retail_edge.common.asgi import (
 from retail_edge.inventory import settings as inventory_settings
 from retail_edge.inventory.promise import PickingPolicy
 from retail_edge.inventory.settings import InventorySettings
-from retail_edge.inventory.store import InventoryStore, SkuRecord
+from retail_edge.inventory.store import InventoryStore, SkuRecord, SyncStatus
 
 log = logging.getLogger("retail_edge.inventory.api")
 
@@ -78,6 +79,17 @@ def parse_lines(lines: Any, where: str) -> dict[str, int]:
         sku = check_sku(line["sku"])
         merged[sku] = merged.get(sku, 0) + qty
     return merged
+
+
+def parse_promise_request(body: dict[str, Any]) -> tuple[str | None, dict[str, int]]:
+    """Return (order_id, lines) of a promise request; raise 400 naming the invalid field."""
+    lines = parse_lines(body.get("lines"), "lines")
+    if any(qty < 0 for qty in lines.values()):
+        raise HttpError(400, "invalid_lines", "a promise needs positive quantities")
+    order_id = body.get("order_id")
+    if order_id is not None and (not isinstance(order_id, str) or not KEY_PATTERN.fullmatch(order_id)):
+        raise HttpError(400, "invalid_order_id", "order_id must be 1-200 printable ASCII characters")
+    return order_id, lines
 
 
 class LiveGauges(Collector):
@@ -142,13 +154,13 @@ class InventoryApp:
         self.live_registry.register(LiveGauges(self))
         self.latency = Histogram(
             "inventory_request_duration_seconds",
-            "Time to answer a request, by route",
+            "Time to respond to a request, by route",
             ["route"],
             buckets=metrics.LATENCY_BUCKETS,
             registry=self.process_registry,
         )
         self.responses = Counter(
-            "inventory_responses", "Answers by route and status", ["route", "status"], registry=self.process_registry
+            "inventory_responses", "Responses by route and status", ["route", "status"], registry=self.process_registry
         )
         self.promises = Counter(
             "inventory_promises", "Promise requests by outcome", ["outcome"], registry=self.process_registry
@@ -247,8 +259,8 @@ class InventoryApp:
 
     # -- reads --------------------------------------------------------------------------------------------------
 
-    def feed_age(self, now: float) -> tuple[float | None, bool]:
-        last_contact = self.reader.sync_status().last_contact_at
+    def feed_age(self, now: float, status: SyncStatus | None = None) -> tuple[float | None, bool]:
+        last_contact = (status or self.reader.sync_status()).last_contact_at
         if last_contact is None:
             return None, True
         age = now - last_contact
@@ -272,10 +284,10 @@ class InventoryApp:
     async def get_sku(self, sku: str, send: Send) -> int:
         check_sku(sku)
         now = self.clock()
-        record = self.reader.record(sku, now)
+        record, status = self.reader.lookup(sku, now)
         if record is None:
             raise HttpError(404, "unknown_sku", f"SKU {sku!r} is not stocked in store {self.settings.store_id}")
-        age, stale = self.feed_age(now)
+        age, stale = self.feed_age(now, status)
         body = encode_json(self.item(record, now, age, stale))
         await send_body(send, 200, body, headers=[(b"cache-control", self.cache_control)])
         return 200
@@ -354,56 +366,36 @@ class InventoryApp:
         return 200
 
     async def post_promise(self, scope: Scope, receive: Receive, send: Send) -> int:
-        body = await read_json_object(receive)
-        lines = parse_lines(body.get("lines"), "lines")
-        if any(qty < 0 for qty in lines.values()):
-            raise HttpError(400, "invalid_lines", "a promise needs positive quantities")
-        order_id = body.get("order_id")
-        if order_id is not None and (not isinstance(order_id, str) or not KEY_PATTERN.fullmatch(order_id)):
-            raise HttpError(400, "invalid_order_id", "order_id must be 1-200 printable ASCII characters")
+        order_id, lines = parse_promise_request(await read_json_object(receive))
         now = self.clock()
         settings = self.settings
         pickers = self.reader.pickers_on_shift(settings.pickers_on_shift)
         policy = PickingPolicy(
             pickers, settings.pick_seconds_per_line, settings.order_overhead_s, settings.promise_horizon_s
         )
+
         plan, reservation = await self.write(
             lambda store: store.promise(order_id, lines, policy, settings.reservation_ttl_s, now)
         )
-        _, stale = self.feed_age(now)
+
         if reservation is None:
             self.promises.labels("unmet").inc()
             log.info(
                 "promise unmet", extra={"store_id": settings.store_id, "order_id": order_id, "reasons": plan.reasons}
             )
-            await send_json(
-                send,
-                409,
-                {
-                    "error": "promise_unmet",
-                    "detail": "; ".join(reason["reason"] for reason in plan.reasons),
-                    "reasons": plan.reasons,
-                },
-            )
+            detail = "; ".join(reason["reason"] for reason in plan.reasons)
+            await send_json(send, 409, {"error": "promise_unmet", "detail": detail, "reasons": plan.reasons})
             return 409
+
         self.promises.labels("reserved").inc()
+        reservation_id = reservation["reservation_id"]
         log.info(
             "promise reserved",
-            extra={
-                "store_id": settings.store_id,
-                "order_id": order_id,
-                "reservation_id": reservation["reservation_id"],
-            },
+            extra={"store_id": settings.store_id, "order_id": order_id, "reservation_id": reservation_id},
         )
-        await send_json(
-            send,
-            201,
-            {
-                **self.reservation_view(reservation, now),
-                "orders_ahead": plan.orders_ahead,
-                "stock_stale": stale,
-            },
-        )
+        _age, stale = self.feed_age(now)
+        view = {**self.reservation_view(reservation, now), "orders_ahead": plan.orders_ahead, "stock_stale": stale}
+        await send_json(send, 201, view)
         return 201
 
     @staticmethod

@@ -34,7 +34,7 @@ class InventorySettings:
     # Stock is reported stale when the last successful exchange with HQ is older than this.
     stale_after_s: float = 60.0
 
-    # HTTP caching: Cache-Control max-age of GET /inventory answers (0 disables caching by Varnish).
+    # HTTP caching: Cache-Control max-age of GET /inventory responses (0 disables caching by Varnish).
     cache_max_age_s: int = 1
     max_batch_skus: int = 100
 

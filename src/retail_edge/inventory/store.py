@@ -52,7 +52,7 @@ REFLECTED_KEYS_RETENTION_S = 7 * 86400.0
 
 @dataclass(frozen=True)
 class SkuRecord:
-    """What the database stores about one SKU; time-dependent figures are computed at read time."""
+    """Stored state of one SKU; time-dependent figures (reserved, sold last hour) are computed at read time."""
 
     sku: str
     hq_on_hand: int
@@ -129,6 +129,15 @@ class InventoryStore:
             self._data_version = version
             self._cache.clear()
             self._status = None
+
+    def lookup(self, sku: str, now: float) -> tuple[SkuRecord | None, SyncStatus]:
+        """Return the SKU's record and the sync status with a single freshness check (the hot path)."""
+        self._refresh_cache()
+        status = self._status if self._status is not None else self.sync_status()
+        if sku in self._cache:
+            return self._cache[sku], status
+        record = self._cache[sku] = self._load_record(sku, now)
+        return record, status
 
     def record(self, sku: str, now: float) -> SkuRecord | None:
         self._refresh_cache()

@@ -19,11 +19,11 @@ PRUNE_INTERVAL_S = 300.0
 
 
 class HqUnavailable(Exception):
-    """HQ did not answer usefully (connection error, timeout, 5xx); retry with backoff."""
+    """HQ is unreachable or failed (connection error, timeout, 5xx); retry with backoff."""
 
 
 class CursorRejected(Exception):
-    """HQ answered 410: the stored cursor is no longer valid and a full snapshot is needed."""
+    """HQ returned 410: the stored cursor is no longer valid and a full snapshot is needed."""
 
 
 class HqFeedClient:
@@ -53,7 +53,7 @@ class HqFeedClient:
         if response.status_code >= 500 or response.status_code == 429:
             raise HqUnavailable(f"GET {url} returned {response.status_code}: {response.text[:300]}")
         if response.status_code != 200:
-            # 4xx other than 410 means a configuration problem (token, store id); retrying with backoff keeps
+            # A 4xx other than 410 means a configuration problem (token, store id). Retrying with backoff keeps
             # the API serving the last known stock while an operator fixes it.
             raise HqUnavailable(
                 f"GET {url} returned {response.status_code}: {response.text[:300]}; check the store id and token"

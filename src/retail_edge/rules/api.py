@@ -65,7 +65,7 @@ class RulesApp:
         self.executor = ThreadPoolExecutor(max_workers=settings.eval_threads, thread_name_prefix="rules-eval")
         self.latency = Histogram(
             "rules_request_duration_seconds",
-            "Time to answer a request, by route",
+            "Time to respond to a request, by route",
             ["route"],
             buckets=metrics.LATENCY_BUCKETS,
             registry=self.registry,

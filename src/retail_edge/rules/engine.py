@@ -3,7 +3,7 @@
 Rule ABI: a module exports ``price`` with the signature
 ``(base_cents i64, cost_cents i64, min_margin_bp i32, stock i32, sold_last_hour i32, days_to_expiry i32,
 flags i32) -> (price_cents i64, promo_ptr i32, promo_len i32)`` and, when it returns a promo, a ``memory`` that
-holds the promo id at ``promo_ptr``. Unknown stock or sales velocity is -1. Flags bit 0 means the item is
+contains the promo id at ``promo_ptr``. Unknown stock or sales velocity is -1. Flags bit 0 means the item is
 perishable with a known expiry date, and only then is ``days_to_expiry`` meaningful (0 = expires today).
 
 Each call runs in a fresh store and instance, so no state leaks between calls, under three limits: fuel (a
@@ -71,7 +71,7 @@ class Signals:
 
 @dataclass(frozen=True)
 class RuleOutcome:
-    """What a rule returned, after the guards: the price, an optional promo and how it went."""
+    """Result of a rule call after the guards: the price, an optional promo and the outcome."""
 
     price_cents: int
     promo_id: str | None
@@ -206,6 +206,7 @@ class RuleEngine:
         # wasmtime has no way to switch fuel off per store once consume_fuel is on; a huge budget does it.
         store.set_fuel(self.limits.fuel if self.limits.fuel > 0 else 2**63 - 1)
         store.set_epoch_deadline(self.limits.epoch_ticks)
+
         instance = wasmtime.Instance(store, rule.module, [])
         exports = instance.exports(store)
         price_fn = exports["price"]
@@ -221,11 +222,13 @@ class RuleEngine:
             _clamp_i32(days),
             flags,
         )
+
         price, promo_ptr, promo_len = _unpack(result)
         if not 0 < price <= signals.base_cents * MAX_PRICE_FACTOR:
             raise InvalidResult(f"price {price} is outside 1..{signals.base_cents * MAX_PRICE_FACTOR} cents")
         if promo_len == 0:
             return price, None
+
         memory = exports.get("memory")
         if not isinstance(memory, wasmtime.Memory):
             raise InvalidResult("the rule returned a promo but exports no memory")

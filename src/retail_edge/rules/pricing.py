@@ -101,6 +101,7 @@ class PricingService:
             return False
         if self.last_reload_error is not None and fingerprint == self._failed_fingerprint:
             return False
+
         try:
             ruleset = self.engine.load(rules_dir)
         except RuleLoadError as exc:
@@ -116,6 +117,7 @@ class PricingService:
                 },
             )
             return False
+
         with self._lock:
             self.ruleset = ruleset
             self._cache.clear()
