@@ -85,7 +85,7 @@ class RawLoop:
     def run(self, count: int) -> float:
         """Commit ``count`` transactions; return the seconds they took."""
         started = time.perf_counter()
-        for _ in range(count):
+        for _sale in range(count):
             sale_id = str(uuid.uuid4())
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute(
@@ -113,7 +113,7 @@ class StorageLoop:
 
     def run(self, count: int) -> float:
         started = time.perf_counter()
-        for _ in range(count):
+        for _sale in range(count):
             self.store.record_sale(str(uuid.uuid4()), self.request, "c001")
         return time.perf_counter() - started
 
@@ -135,7 +135,7 @@ class ApiLoop:
 
         def sell(client: PosClient) -> None:
             ready.wait()
-            for _ in range(per_client):
+            for _sale in range(per_client):
                 reply = client.sell(str(uuid.uuid4()), sale_lines(next(self.numbers)))
                 if reply.status != 201:
                     errors.append(f"{reply.status} {reply.body}")
@@ -176,7 +176,7 @@ def measure_throughput(work: Path, hq: LabHq, repeat: int, args: argparse.Namesp
         for loop in loops.values():
             loop.run(WARMUP)
         seconds = dict.fromkeys(loops, 0.0)
-        for _ in range(args.transactions // args.block):
+        for _block in range(args.transactions // args.block):
             for name, loop in loops.items():
                 seconds[name] += loop.run(args.block)
         done = args.transactions // args.block * args.block
@@ -191,7 +191,7 @@ def queue_sales(db_path: Path, count: int) -> None:
     """Fill the outbox with ``count`` sales through the storage layer, as the API would while HQ is down."""
     store = PosStore(db_path, "store-0001")
     request = parse_sale_request({"register_id": "r1", "lines": [{"sku": "SKU-00001", "qty": 1}]})
-    for _ in range(count):
+    for _sale in range(count):
         store.record_sale(str(uuid.uuid4()), request, "c001")
     store.close()
 

@@ -89,7 +89,7 @@ def test_reused_key_other_content_409(register: PosClient):
 
 def test_concurrent_retries_make_one_sale(pos: PosCache, register: PosClient):
     key = new_key()
-    clients = [PosClient(pos.port, register.token) for _ in range(12)]
+    clients = [PosClient(pos.port, register.token) for _client in range(12)]
     with ThreadPoolExecutor(len(clients)) as pool:
         replies = list(pool.map(lambda client: client.sell(key, [{"sku": "SKU-00009", "qty": 1}]), clients))
     for client in clients:
@@ -129,7 +129,7 @@ def test_wrong_password_401(pos: PosCache):
 
 def test_repeated_failures_lock_login(pos: PosCache):
     client = PosClient(pos.port)
-    statuses = [client.login("c003", "wrong").status for _ in range(3)]
+    statuses = [client.login("c003", "wrong").status for _attempt in range(3)]
     assert statuses == [401, 401, 401]
     locked = client.login("c003")
     assert locked.status == 429

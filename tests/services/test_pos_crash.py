@@ -183,7 +183,7 @@ def test_agent_killed_at_random_no_duplicates(lab_hq: LabHq, pos_factory):
     sale_ids = _sell(pos, 3000)
 
     rng = random.Random(7)
-    for _ in range(8):
+    for _kill in range(8):
         pos.start_agent()
         time.sleep(rng.uniform(0.0, 0.15))
         pos.stop_agent(signal.SIGKILL)

@@ -224,7 +224,7 @@ def test_sale_validation_names_field(body, field):
 
 def test_backoff_grows_to_cap_with_jitter():
     backoff = Backoff(initial=0.5, maximum=8.0, rng=random.Random(7))
-    delays = [backoff.next_delay() for _ in range(12)]
+    delays = [backoff.next_delay() for _failure in range(12)]
     ceilings = [min(8.0, 0.5 * 2**n) for n in range(12)]
     for delay, ceiling in zip(delays, ceilings, strict=True):
         assert 0.5 <= delay <= ceiling

@@ -130,7 +130,7 @@ class PosService:
 
     async def authenticate(self, request: Request) -> str:
         """Return the cashier id of the request's session or raise ApiError 401."""
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        scheme, _space, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             self.metrics.auth_failures.labels("missing").inc()
             raise ApiError(
@@ -187,15 +187,15 @@ class SaleCommitter:
     async def _commit(self, group: list[tuple[SaleSubmission, asyncio.Future[RecordedSale]]]) -> None:
         store = self._service.store
         try:
-            results = await self._service.db(store.record_sales, [submission for submission, _ in group])
+            results = await self._service.db(store.record_sales, [submission for submission, _future in group])
         except Exception as exc:  # every sale of the group failed alike; each request reports it
-            for _, future in group:
+            for _submission, future in group:
                 if not future.done():
                     future.set_exception(exc)
             return
         self._service.metrics.group_size.observe(len(group))
         # A future is already done when its client went away; the sale is committed all the same.
-        for (_, future), result in zip(group, results, strict=True):
+        for (_submission, future), result in zip(group, results, strict=True):
             if future.done():
                 continue
             if isinstance(result, Exception):

@@ -376,7 +376,7 @@ class PosStore:
 
     def get_prices(self, skus: Sequence[str]) -> dict[str, int]:
         """Return the base price in cents of each known SKU; unknown SKUs are left out."""
-        return {sku: price for sku, (_, price) in self._catalog_prices(skus).items()}
+        return {sku: price for sku, (_name, price) in self._catalog_prices(skus).items()}
 
     # Cashier replica and sessions --------------------------------------------------------------------------
 

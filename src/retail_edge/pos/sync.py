@@ -159,7 +159,8 @@ class SyncAgent:
         await self.db(self.store.settle_batch, acknowledged, rejected, self._clock())
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.batches.labels("ok").inc()
-        for _, status in acknowledged:
+        statuses = [status for _seq, status in acknowledged]
+        for status in statuses:
             self.metrics.sales.labels(status).inc()
         log.info(
             "sales batch synced",
@@ -168,8 +169,8 @@ class SyncAgent:
                 "first_seq": entries[0].seq,
                 "last_seq": entries[-1].seq,
                 "sales": len(entries),
-                "applied": sum(1 for _, status in acknowledged if status == "applied"),
-                "duplicates": sum(1 for _, status in acknowledged if status == "duplicate"),
+                "applied": statuses.count("applied"),
+                "duplicates": statuses.count("duplicate"),
                 "rejected": len(rejected),
                 "seconds": round(time.perf_counter() - started, 3),
             },
@@ -245,7 +246,8 @@ class SyncAgent:
                 retry_after = exc.retry_after if isinstance(exc, ServiceUnavailable) else None
                 delay = backoff.next_delay(retry_after)
                 log.warning(
-                    f"{operation} failed; retrying",
+                    "%s failed; retrying",
+                    operation,
                     extra={
                         "store_id": self.store_id,
                         "kind": exc.kind if isinstance(exc, ServiceUnavailable) else "invalid_document",
@@ -257,7 +259,7 @@ class SyncAgent:
                 continue
             except Exception:
                 delay = backoff.next_delay()
-                log.exception(f"{operation} failed unexpectedly; retrying", extra={"store_id": self.store_id})
+                log.exception("%s failed unexpectedly; retrying", operation, extra={"store_id": self.store_id})
                 await self._pause(delay)
                 continue
             backoff.reset()
