@@ -155,8 +155,8 @@ class SaleCommitter:
     """Group commit of concurrent sales: the sales that arrive while one commit runs share the next one.
 
     A register's sale is acknowledged only after the transaction holding it committed, so durability is the
-    same as one transaction per sale, but concurrent registers share one fsync. A lone register never waits
-    for company: its sale starts committing at once.
+    same as one transaction per sale, but concurrent registers share one fsync. A sale that arrives while no
+    commit runs starts committing at once, so a single register gets no added latency.
     """
 
     def __init__(self, service: PosService, max_group: int = 64) -> None:

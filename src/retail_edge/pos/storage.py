@@ -495,8 +495,8 @@ class PosStore:
     ) -> None:
         """Record HQ's response to a batch in one transaction and reset the failure streak.
 
-        ``acknowledged`` holds (seq, HQ status) of sales HQ applied or already had; they leave the queue.
-        ``rejected`` holds (seq, HQ status, reason) of sales HQ will never accept; they leave the queue but stay
+        ``acknowledged`` contains (seq, HQ status) of sales HQ applied or already had; they leave the queue.
+        ``rejected`` contains (seq, HQ status, reason) of sales HQ will never accept; they leave the queue but stay
         in the outbox for an operator.
         """
         now = time.time() if now is None else now

@@ -149,6 +149,7 @@ class SyncAgent:
         entries = await self.db(self.store.pending_batch, self.settings.sync_batch_size)
         if not entries:
             return 0
+
         started = time.perf_counter()
         try:
             acknowledged, rejected = await self._deliver(entries)
@@ -157,6 +158,7 @@ class SyncAgent:
             await self.db(self.store.record_sync_failure, "push", exc.kind, exc.detail, [e.seq for e in entries])
             raise
         await self.db(self.store.settle_batch, acknowledged, rejected, self._clock())
+
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.batches.labels("ok").inc()
         statuses = [status for _seq, status in acknowledged]
