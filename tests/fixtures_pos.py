@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,31 @@ def sale_lines(number: int) -> list[dict[str, Any]]:
     if number % 2:
         return [first]
     return [first, {"sku": f"SKU-{(number * 7) % 300 + 1:05d}", "qty": 1}]
+
+
+def sell_concurrently(pos: PosCache, total: int, registers: int) -> dict[int, list[str]]:
+    """Sell ``total`` sales from ``registers`` keep-alive clients; return each register's sale ids in send order."""
+    per_register = total // registers
+    failures: list[str] = []
+    lock = threading.Lock()
+
+    def register_loop(number: int) -> list[str]:
+        client = pos.client(f"c00{number % 6 + 1}")
+        sale_ids = []
+        for index in range(per_register):
+            reply = client.sell(new_key(), sale_lines(number * per_register + index), register_id=f"r{number}")
+            if reply.status != 201:
+                with lock:
+                    failures.append(f"register {number} sale {index}: {reply.status} {reply.body}")
+                break
+            sale_ids.append(reply.body["sale_id"])
+        client.close()
+        return sale_ids
+
+    with ThreadPoolExecutor(registers) as pool:
+        results = list(pool.map(register_loop, range(registers)))
+    assert failures == []
+    return dict(enumerate(results))
 
 
 class PosCache:
