@@ -1,3 +1,9 @@
 """Fixture plugins shared by several test areas."""
 
-pytest_plugins = ["tests.fixtures_hq", "tests.fixtures_pos"]
+pytest_plugins = [
+    "tests.fixtures_ceph",
+    "tests.fixtures_hq",
+    "tests.fixtures_pos",
+    "tests.fixtures_pve",
+    "tests.fixtures_vision",
+]

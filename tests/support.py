@@ -124,11 +124,22 @@ def run_module(
     if diff:
         cmd.append("--diff")
     extra = {"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"}
-    proc = subprocess.run(
-        cmd, cwd=ROOT, env=ansible_env({**extra, **(env or {})}), capture_output=True, text=True, timeout=300, check=False
-    )
+    run_env = ansible_env({**extra, **(env or {})})
+    proc = subprocess.run(cmd, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=300, check=False)
     try:
         output = json.loads(proc.stdout)
     except json.JSONDecodeError as exc:
-        raise AssertionError(f"{module} printed no JSON (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}") from exc
+        output_text = f"{proc.stdout}\n{proc.stderr}"
+        raise AssertionError(f"{module} printed no JSON (exit {proc.returncode}):\n{output_text}") from exc
     return output["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+def pve_api_schema_index(path: Path = PVE_API_SCHEMA) -> dict[str, dict]:
+    """Return the official PVE API schema as {path: {method: definition}}, read from apidata.json."""
+    index: dict[str, dict] = {}
+    pending = list(json.loads(path.read_text()))
+    while pending:
+        node = pending.pop()
+        index[node["path"]] = node.get("info", {})
+        pending.extend(node.get("children", []))
+    return index
