@@ -165,6 +165,7 @@ class PosCache:
         self.write_config()
         self.server: subprocess.Popen[bytes] | None = None
         self.agent: subprocess.Popen[bytes] | None = None
+        self.spawned: list[subprocess.Popen[bytes]] = []
         self.server_log = work_dir / "server.log"
         self.agent_log = work_dir / "agent.log"
 
@@ -173,13 +174,15 @@ class PosCache:
 
     def _spawn(self, args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
         with log_path.open("ab") as log:
-            return subprocess.Popen(
+            proc = subprocess.Popen(
                 [sys.executable, "-m", "retail_edge.pos", *args, "--config", str(self.config_path)],
                 cwd=ROOT,
                 env=service_env(),
                 stdout=log,
                 stderr=log,
             )
+        self.spawned.append(proc)
+        return proc
 
     def start_server(self, timeout: float = 30.0) -> None:
         self.server = self._spawn([], self.server_log)
@@ -205,6 +208,7 @@ class PosCache:
 
     @staticmethod
     def _wait_healthy(proc: subprocess.Popen[bytes], port: int, log_path: Path, timeout: float) -> None:
+        """Wait until ``proc`` itself answers /healthz on ``port``; an older process on the port does not count."""
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
@@ -212,10 +216,12 @@ class PosCache:
             try:
                 connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
                 connection.request("GET", "/healthz")
-                if connection.getresponse().status == 200:
-                    connection.close()
+                response = connection.getresponse()
+                body = response.read()
+                connection.close()
+                if response.status == 200 and json.loads(body).get("pid", proc.pid) == proc.pid:
                     return
-            except OSError:
+            except (OSError, http.client.HTTPException, ValueError):
                 pass
             if time.monotonic() > deadline:
                 raise TimeoutError(
@@ -245,6 +251,9 @@ class PosCache:
     def stop(self) -> None:
         self.stop_agent()
         self.stop_server()
+        # Also any process a test lost track of, so that none outlives the test.
+        for proc in self.spawned:
+            self._stop(proc, signal.SIGKILL)
 
     def client(self, cashier_id: str | None = "c001") -> PosClient:
         client = PosClient(self.port)
@@ -347,9 +356,10 @@ class BatchInterceptor:
         self._thread.join(10)
 
     def _cut(self, mode: str) -> None:
+        # The cut is recorded only after on_cut returned, so a test that waits for it never runs ahead of the kill.
         self.mode = None
-        self.cuts.append(mode)
         self.on_cut()
+        self.cuts.append(mode)
 
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         try:

@@ -14,6 +14,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -248,6 +249,7 @@ class PosApi:
             {
                 "status": "ok",
                 "store_id": self.store_id,
+                "pid": os.getpid(),
                 "outbox": {
                     "pending": snapshot.outbox.pending,
                     "rejected": snapshot.outbox.rejected,
