@@ -10,7 +10,7 @@ scripts with their own options, once per point of a scaling curve, and collects 
 A script present in bench/ that this runner does not know is run once with ``--json FILE``.
 
     /work/venv/bin/python bench/run_all.py                 # everything (about an hour on 2 cores)
-    /work/venv/bin/python bench/run_all.py --quick         # smaller curves and fewer repeats
+    /work/venv/bin/python bench/run_all.py --quick         # no 200-store point, shorter load phases
     /work/venv/bin/python bench/run_all.py --only provision_scale --plots-only
 """
 
@@ -55,7 +55,7 @@ class Job:
 
 
 def plan(quick: bool) -> list[Job]:
-    repeats = "2" if quick else "3"
+    repeats = "3"
     stores = QUICK_STORES if quick else STORES
     jobs = [
         Job("provision_scale.py", "provision_scale", ("--repeats", repeats, "--stores", *map(str, stores))),
@@ -63,16 +63,22 @@ def plan(quick: bool) -> list[Job]:
         Job("pve_double_fleet.py", "pve_double_fleet", ("--stores", "50" if quick else "200"), json_from_stdout=True),
         Job("vision_fps.py", "vision_fps", ("--rounds", repeats, "--frames", "50" if quick else "100")),
     ]
-    for skus in SKU_COUNTS[:3] if quick else SKU_COUNTS:
+    for skus in SKU_COUNTS:
         jobs.append(
             Job(
                 "inventory_latency.py",
                 f"inventory_latency-skus{skus}",
-                ("--repeats", repeats, "--skus", str(skus), "--duration", "3" if quick else "6"),
+                (
+                    "--repeats",
+                    repeats,
+                    "--skus",
+                    str(skus),
+                    *(("--duration", "3", "--max-duration", "2") if quick else ()),
+                ),
                 extra={"skus": skus},
             )
         )
-    for sales in QUEUED_SALES[:3] if quick else QUEUED_SALES:
+    for sales in QUEUED_SALES:
         jobs.append(
             Job(
                 "pos_durability.py",
@@ -229,7 +235,9 @@ def render_plots() -> list[Path]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--quick", action="store_true", help="smaller curves and two repeats")
+    parser.add_argument(
+        "--quick", action="store_true", help="no 200-store point, shorter load phases (still three repeats)"
+    )
     parser.add_argument("--only", nargs="+", metavar="TAG", help="run only jobs whose tag starts with one of these")
     parser.add_argument("--plots-only", action="store_true", help="draw the plots from the results already there")
     parser.add_argument("--list", action="store_true", help="print the jobs and exit")
