@@ -1,6 +1,6 @@
 """Provisioning at fleet scale: wall time and API calls of retail.edge.pve_lxc against community.proxmox.proxmox.
 
-For each store count, both modules declare the same containers (one per store unless --per-store says otherwise,
+For each store count, both modules declare the same containers (one per store unless --per-store sets another count,
 spread over the double's three nodes) in one looped task run by ansible-playbook against the in-memory PVE API
 double (lab/pve). Each measurement is a pair of runs on an empty cluster: the first run creates the containers,
 the second (no-op) run must change nothing. Modules alternate within each repeat (A, B, A, B) because this

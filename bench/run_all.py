@@ -1,6 +1,6 @@
 """Run every benchmark in bench/, keep the raw JSON results and draw one PNG plot per scaling curve.
 
-Each benchmark script already interleaves the runs it compares and repeats them; this runner only calls the
+Each benchmark script already interleaves the runs it compares and repeats them. This runner only calls the
 scripts with their own options, once per point of a scaling curve, and collects what they write:
 
 - JSON results go to bench/results/ (not committed), one file per run, with a log of the script's output;

@@ -69,7 +69,7 @@ def pool(lab_ceph: LabCeph, ceph_pools: CephPools, pve_ceph_double: PveDouble) -
         ceph_pools.delete(POOL)
 
 
-def test_pool_change_while_osd_stopped_fails_naming_pool_then_converges(
+def test_pool_change_with_osd_stopped(
     pool: str, lab_ceph: LabCeph, ceph_pools: CephPools, pve_ceph_double: PveDouble, tmp_path: Path
 ) -> None:
     base = {"name": pool, "size": 1, "min_size": 1, "pg_autoscale_mode": "off"}

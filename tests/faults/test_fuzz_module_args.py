@@ -87,7 +87,7 @@ def connection(pve_double_module: PveDouble) -> dict[str, Any]:
 
 @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
 @given(declared=options, vmid=st.integers(900, 905), check_mode=st.booleans())
-def test_pve_lxc_fuzzed_arguments_end_with_result_or_message(
+def test_pve_lxc_fuzzed_arguments(
     connection: dict[str, Any], declared: dict[str, Any], vmid: int, check_mode: bool
 ) -> None:
     args = {**connection, "vmid": vmid, "node": "pve1", "ostemplate": OSTEMPLATE, **declared}

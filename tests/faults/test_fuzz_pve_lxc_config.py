@@ -73,13 +73,13 @@ def parse_or_reject(name: str, value: object, strict: bool) -> object:
 
 @FUZZ
 @given(name=st.sampled_from(KEY_NAMES), value=declared, strict=st.booleans())
-def test_every_key_parses_or_rejects_with_config_error(name: str, value: object, strict: bool) -> None:
+def test_keys_parse_or_reject(name: str, value: object, strict: bool) -> None:
     parse_or_reject(name, value, strict)
 
 
 @FUZZ
 @given(name=st.sampled_from(KEY_NAMES), value=declared)
-def test_parsed_value_formats_and_parses_back(name: str, value: object) -> None:
+def test_format_parse_round_trip(name: str, value: object) -> None:
     parsed = parse_or_reject(name, value, strict=True)
     if parsed is None:
         return
@@ -90,14 +90,14 @@ def test_parsed_value_formats_and_parses_back(name: str, value: object) -> None:
 
 @FUZZ
 @given(raw=st.dictionaries(st.sampled_from([*KEY_NAMES, "lxc.apparmor.profile", "unused0", "digest"]), values))
-def test_stored_configuration_never_raises(raw: dict[str, str]) -> None:
+def test_stored_config_never_raises(raw: dict[str, str]) -> None:
     parsed = lxc.parse_config(raw)
     assert set(parsed) == set(raw)
 
 
 @FUZZ
 @given(text=values)
-def test_sizes_parse_or_raise_value_error(text: str) -> None:
+def test_sizes_parse_or_reject(text: str) -> None:
     try:
         size = lxc.parse_size(text)
     except ValueError:
@@ -116,7 +116,7 @@ NON_FINITE = [
 
 @pytest.mark.xfail(strict=True, reason="non-finite numbers escape as OverflowError or ValueError, not ConfigError")
 @pytest.mark.parametrize(("name", "value"), NON_FINITE)
-def test_non_finite_numbers_are_rejected_with_config_error(name: str, value: str) -> None:
+def test_non_finite_numbers_rejected(name: str, value: str) -> None:
     key = lxc.config_key(name)
     with pytest.raises(lxc.ConfigError, match=name):
         key.format(key.parse(value, name, strict=True))

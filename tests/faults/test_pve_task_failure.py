@@ -65,7 +65,7 @@ def play(playbook: Path, expect_rc: int) -> list[dict[str, Any]]:
     return report["plays"][0]["tasks"][0]["hosts"]["localhost"]["results"]
 
 
-def test_failed_create_names_container_and_upid_then_rerun_converges(pve_double: PveDouble, tmp_path: Path) -> None:
+def test_failed_create_then_rerun_converges(pve_double: PveDouble, tmp_path: Path) -> None:
     playbook = write_playbook(tmp_path / "provision.yml", pve_double)
     pve_double.inject_fault({"type": "vzcreate", "id": str(FAILING["vmid"])}, fail="storage 'local-lvm' is full")
 
