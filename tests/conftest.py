@@ -5,5 +5,6 @@ pytest_plugins = [
     "tests.fixtures_hq",
     "tests.fixtures_pos",
     "tests.fixtures_pve",
+    "tests.fixtures_vault",
     "tests.fixtures_vision",
 ]

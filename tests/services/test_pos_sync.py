@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import http.client
 import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
-from tests.fixtures_hq import LabHq
+import yaml
+
+from tests.fixtures_hq import LabHq, service_env
 from tests.fixtures_pos import PosCache, PosClient, hq_sales, new_key, sale_lines
+from tests.support import ROOT, free_port
 
 
 def _running_pos(lab_hq: LabHq, pos_factory, **settings) -> PosCache:
@@ -120,7 +127,7 @@ def test_conflicting_sale_parked(lab_hq: LabHq, pos_factory):
 
     pos.sync_once()
 
-    sales, _ = hq_sales(lab_hq)
+    sales, _duplicates = hq_sales(lab_hq)
     assert [sale["idempotency_key"] for sale in sales] == [sale_id, later]
     assert pos.query("SELECT state, hq_status FROM outbox WHERE sale_id = ?", sale_id) == [("rejected", "conflict")]
     assert client.request("GET", f"/sales/{sale_id}").body["sync"]["state"] == "rejected"
@@ -143,3 +150,78 @@ def test_agent_endpoints_and_lock(lab_hq: LabHq, pos_factory):
         assert name in text
     logs = [json.loads(line) for line in pos.agent_log.read_text().splitlines() if line.startswith("{")]
     assert any(record["msg"] == "sync agent started" and record["store_id"] == "store-0001" for record in logs)
+
+
+def _start_inventory_api(work_dir: Path, hq_url: str) -> tuple[subprocess.Popen[bytes], int]:
+    """Start the store's inventory API (without its HQ feed worker) and return the process and its port."""
+    work_dir.mkdir(parents=True)
+    port = free_port()
+    config = work_dir / "inventory.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "store_id": "store-0001",
+                "hq_url": hq_url,
+                "hq_token": "lab-token",
+                "db_path": str(work_dir / "inventory.sqlite3"),
+                "port": port,
+                "metrics_dir": str(work_dir / "metrics"),
+            }
+        )
+    )
+    with (work_dir / "inventory.log").open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "retail_edge.inventory.cli", "api", "--config", str(config)],
+            cwd=ROOT,
+            env=service_env(),
+            stdout=log,
+            stderr=log,
+        )
+    PosCache._wait_healthy(proc, port, work_dir / "inventory.log", 30)
+    return proc, port
+
+
+def _inventory_sale_keys(tmp_path: Path) -> set[str]:
+    connection = sqlite3.connect(tmp_path / "inventory" / "inventory.sqlite3", timeout=30)
+    try:
+        return {row[0] for row in connection.execute("SELECT DISTINCT sale_key FROM local_sales")}
+    finally:
+        connection.close()
+
+
+def test_sales_forwarded_to_inventory(lab_hq: LabHq, pos_factory, tmp_path: Path):
+    inventory, port = _start_inventory_api(tmp_path / "inventory", lab_hq.url)
+    try:
+        pos = _running_pos(lab_hq, pos_factory, inventory_url=f"http://127.0.0.1:{port}")
+        client = pos.client()
+        sale_ids = [client.sell(new_key(), sale_lines(n)).body["sale_id"] for n in range(5)]
+        client.close()
+
+        # HQ is down, but the inventory API is in the store: it counts the sales now.
+        lab_hq.stop()
+        pos.sync_once(expect_rc=4)
+        connection = sqlite3.connect(tmp_path / "inventory" / "inventory.sqlite3")
+        counted = connection.execute("SELECT sale_key, sku, qty FROM local_sales").fetchall()
+        connection.close()
+        assert {key for key, _sku, _qty in counted} == set(sale_ids)
+        expected = sum(line["qty"] for n in range(5) for line in sale_lines(n))
+        assert sum(qty for _key, _sku, qty in counted) == expected
+        assert pos.query("SELECT target, last_seq FROM delivery_cursors") == [("inventory", 5)]
+        assert pos.query("SELECT count(*) FROM outbox WHERE state = 'pending'") == [(5,)]
+
+        # A second pass forwards nothing again: the cursor moved past the five sales.
+        pos.sync_once(expect_rc=4)
+        assert _inventory_sale_keys(tmp_path) == set(sale_ids)
+
+        # The running agent forwards new sales and delivers everything to HQ once it is back.
+        lab_hq.start()
+        pos.start_agent()
+        client = pos.client()
+        sale_ids.append(client.sell(new_key(), sale_lines(5)).body["sale_id"])
+        client.close()
+        pos.wait_until(lambda: _inventory_sale_keys(tmp_path) == set(sale_ids), "forwarding to the inventory API")
+        pos.wait_until(lambda: pos.agent_health()["pending"] == 0, "draining the outbox to HQ")
+        assert [sale["idempotency_key"] for sale in hq_sales(lab_hq)[0]] == sale_ids
+    finally:
+        inventory.terminate()
+        inventory.wait(20)

@@ -29,7 +29,7 @@ from starlette.routing import Route
 from retail_edge.common.logging import configure_logging
 from retail_edge.common.settings import SettingsError
 from retail_edge.pos.app import create_app
-from retail_edge.pos.hq_client import HqClient, HqUnavailable
+from retail_edge.pos.clients import HqClient, InventoryClient, ServiceUnavailable
 from retail_edge.pos.metrics import read_snapshot
 from retail_edge.pos.replicas import ReplicaInvalid
 from retail_edge.pos.settings import PosSettings, load_pos_settings
@@ -134,6 +134,7 @@ def status_app(agent: SyncAgent) -> Starlette:
             {
                 "status": "ok",
                 "store_id": agent.store_id,
+                "pid": os.getpid(),
                 "pending": snapshot.outbox.pending,
                 "oldest_pending_age_seconds": round(snapshot.outbox.oldest_pending_age_seconds, 3),
                 "consecutive_failures": int(snapshot.sync_state.get("consecutive_failures", "0")),
@@ -165,7 +166,7 @@ async def _run_agent(agent: SyncAgent, settings: PosSettings, once: bool) -> int
         if once:
             try:
                 sent = await agent.run_once()
-            except (HqUnavailable, ReplicaInvalid) as exc:
+            except (ServiceUnavailable, ReplicaInvalid) as exc:
                 log.error("sync pass failed", extra={"store_id": settings.store_id, "error": str(exc)})
                 return EXIT_SYNC_FAILED
             log.info("sync pass finished", extra={"store_id": settings.store_id, "sales": sent})
@@ -188,6 +189,8 @@ async def _run_agent(agent: SyncAgent, settings: PosSettings, once: bool) -> int
         return 0
     finally:
         await agent.client.aclose()
+        if agent.inventory is not None:
+            await agent.inventory.aclose()
 
 
 def sync_main(argv: list[str] | None = None) -> None:
@@ -210,8 +213,10 @@ def sync_main(argv: list[str] | None = None) -> None:
 
     with agent_lock(settings.db_path):
         store = _open_store(settings)
-        client = HqClient(settings.hq_base_url, settings.store_id, token, settings.sync_request_timeout_seconds)
-        agent = SyncAgent(settings, store, client)
+        timeout = settings.sync_request_timeout_seconds
+        client = HqClient(settings.hq_base_url, settings.store_id, token, timeout)
+        inventory = InventoryClient(settings.inventory_url.rstrip("/"), timeout) if settings.inventory_url else None
+        agent = SyncAgent(settings, store, client, inventory=inventory)
         try:
             status = asyncio.run(_run_agent(agent, settings, args.once))
         finally:

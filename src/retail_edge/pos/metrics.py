@@ -27,11 +27,17 @@ class StoreSnapshot:
     outbox: OutboxStats
     sync_state: dict[str, str]
     replica_synced_at: dict[str, float]
+    delivery_lags: dict[str, int]
 
 
 def read_snapshot(store: PosStore) -> StoreSnapshot:
     replicas = {name: info["synced_at_unix"] for name, info in store.replica_versions().items()}
-    return StoreSnapshot(outbox=store.outbox_stats(), sync_state=store.sync_state(), replica_synced_at=replicas)
+    return StoreSnapshot(
+        outbox=store.outbox_stats(),
+        sync_state=store.sync_state(),
+        replica_synced_at=replicas,
+        delivery_lags=store.cursor_lags(),
+    )
 
 
 class OutboxCollector(Collector):
@@ -77,6 +83,15 @@ class OutboxCollector(Collector):
                 float(state[LAST_SUCCESS_KEY]),
             )
 
+        lags = GaugeMetricFamily(
+            "pos_delivery_pending_sales",
+            "Sales a local delivery target (the inventory API) has not received yet.",
+            labels=["store_id", "target"],
+        )
+        for target, lag in sorted(snapshot.delivery_lags.items()):
+            lags.add_metric([self._store_id, target], lag)
+        yield lags
+
         errors = CounterMetricFamily(
             "pos_sync_errors",
             "Failed sync attempts by operation (push of sales, pull of replicas) and kind, kept across restarts.",
@@ -84,7 +99,7 @@ class OutboxCollector(Collector):
         )
         for key, value in sorted(state.items()):
             if key.startswith(ERRORS_PREFIX):
-                operation, _, kind = key.removeprefix(ERRORS_PREFIX).partition(".")
+                operation, _dot, kind = key.removeprefix(ERRORS_PREFIX).partition(".")
                 errors.add_metric([self._store_id, operation, kind], float(value))
         yield errors
 

@@ -32,6 +32,7 @@ class PosSettings:
     hq_url: str
     hq_token: str = field(default="", repr=False)
     hq_token_file: Path | None = None
+    inventory_url: str = ""
     listen_host: str = "127.0.0.1"
     listen_port: int = 8470
     session_ttl_seconds: float = 12 * 3600.0
@@ -55,6 +56,13 @@ class PosSettings:
         parsed = urlsplit(self.hq_url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise SettingsError(f"hq_url {self.hq_url!r} is invalid: expected http(s)://host[:port][/prefix]")
+        if self.inventory_url:
+            parsed = urlsplit(self.inventory_url)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise SettingsError(
+                    f"inventory_url {self.inventory_url!r} is invalid: expected http(s)://host[:port], or empty to"
+                    " turn forwarding off"
+                )
         for name in ("listen_port", "sync_listen_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:

@@ -1,11 +1,13 @@
 """Sync agent of the POS cache: pushes the sales outbox to HQ and pulls the catalog and cashier replicas.
 
+With ``inventory_url`` set it also forwards every sale to the store's inventory API, under its own cursor.
+
 It runs as its own process (``retail-edge-pos-sync``) next to the POS server and shares the SQLite file with it,
 so a crash or restart of either leaves the other running.
 
 Exactly-once delivery: batches leave in outbox order, one at a time. Each sale carries its sale id as idempotency
 key, and outbox rows are marked synced only after HQ responded for the whole batch. A crash between HQ applying a
-batch and the agent recording that answer makes the agent resend the batch after restart; HQ answers
+batch and the agent recording the response makes the agent resend the batch after restart. HQ responds
 "duplicate" for those keys and applies nothing twice. So every sale reaches HQ once and in commit order. The
 exception is a sale HQ rejects for good (a conflict, or a sale HQ calls invalid): it is parked as ``rejected``
 with the reason and the queue moves on.
@@ -19,14 +21,14 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from retail_edge.pos.clients import HqClient, InventoryClient, RequestRejected, ServiceUnavailable
 from retail_edge.pos.dbthread import DatabaseThread
-from retail_edge.pos.hq_client import HqClient, HqRejected, HqUnavailable
 from retail_edge.pos.metrics import OutboxCollector, read_snapshot
 from retail_edge.pos.replicas import ReplicaInvalid, parse_cashiers, parse_catalog
 from retail_edge.pos.settings import PosSettings
@@ -40,11 +42,12 @@ T = TypeVar("T")
 PRUNE_INTERVAL_SECONDS = 3600.0
 # Pulled in this order: a revocation matters more than a price change.
 REPLICAS = ("cashiers", "catalog")
+INVENTORY_TARGET = "inventory"
 
 
 @dataclass
 class Backoff:
-    """Exponential backoff with full jitter and a cap.
+    """Exponential backoff with jitter and a cap.
 
     The n-th consecutive failure waits a random time between ``initial`` and ``min(maximum, initial * 2**n)``.
     The randomness spreads the retries of hundreds of stores that lost the same WAN link at once.
@@ -72,14 +75,20 @@ class SyncMetrics:
         self.batches = Counter("pos_sync_batches", "Sales batches sent to HQ by result.", ["result"], registry=registry)
         self.sales = Counter(
             "pos_sync_sales",
-            "Sales HQ answered for, by HQ status (applied, duplicate, conflict, invalid).",
+            "Sales HQ responded to, by HQ status (applied, duplicate, conflict, invalid).",
             ["status"],
             registry=registry,
         )
         self.batch_seconds = Histogram(
             "pos_sync_batch_seconds",
-            "Round trip of one sales batch to HQ, recording the answer included.",
+            "Round trip of one sales batch to HQ, recording the response included.",
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+            registry=registry,
+        )
+        self.inventory_sales = Counter(
+            "pos_inventory_forwarded_sales",
+            "Sales forwarded to the store's inventory API, by its status (applied, duplicate, already_reflected).",
+            ["status"],
             registry=registry,
         )
         self.replica_pulls = Counter(
@@ -91,7 +100,7 @@ class SyncMetrics:
 
 
 class SyncAgent:
-    """Push and pull loops over one store database and one HQ client."""
+    """Push, pull and forward loops over one store database, one HQ client and an optional inventory client."""
 
     def __init__(
         self,
@@ -99,16 +108,20 @@ class SyncAgent:
         store: PosStore,
         client: HqClient,
         *,
+        inventory: InventoryClient | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.store = store
         self.client = client
+        self.inventory = inventory
         self.store_id = settings.store_id
         rng = rng or random.Random()  # noqa: S311 - jitter needs no cryptographic randomness
-        self.push_backoff = Backoff(settings.sync_backoff_initial_seconds, settings.sync_backoff_max_seconds, rng)
-        self.pull_backoff = Backoff(settings.sync_backoff_initial_seconds, settings.sync_backoff_max_seconds, rng)
+        initial, maximum = settings.sync_backoff_initial_seconds, settings.sync_backoff_max_seconds
+        self.push_backoff = Backoff(initial, maximum, rng)
+        self.pull_backoff = Backoff(initial, maximum, rng)
+        self.forward_backoff = Backoff(initial, maximum, rng)
         self.registry = CollectorRegistry()
         self.metrics = SyncMetrics(self.registry)
         # generate_latest runs on the database thread (see status_app), so the collector may use the store.
@@ -136,17 +149,20 @@ class SyncAgent:
         entries = await self.db(self.store.pending_batch, self.settings.sync_batch_size)
         if not entries:
             return 0
+
         started = time.perf_counter()
         try:
             acknowledged, rejected = await self._deliver(entries)
-        except HqUnavailable as exc:
+        except ServiceUnavailable as exc:
             self.metrics.batches.labels("failed").inc()
             await self.db(self.store.record_sync_failure, "push", exc.kind, exc.detail, [e.seq for e in entries])
             raise
         await self.db(self.store.settle_batch, acknowledged, rejected, self._clock())
+
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.batches.labels("ok").inc()
-        for _, status in acknowledged:
+        statuses = [status for _seq, status in acknowledged]
+        for status in statuses:
             self.metrics.sales.labels(status).inc()
         log.info(
             "sales batch synced",
@@ -155,81 +171,104 @@ class SyncAgent:
                 "first_seq": entries[0].seq,
                 "last_seq": entries[-1].seq,
                 "sales": len(entries),
-                "applied": sum(1 for _, status in acknowledged if status == "applied"),
-                "duplicates": sum(1 for _, status in acknowledged if status == "duplicate"),
+                "applied": statuses.count("applied"),
+                "duplicates": statuses.count("duplicate"),
                 "rejected": len(rejected),
                 "seconds": round(time.perf_counter() - started, 3),
             },
         )
         return len(entries)
 
+    async def _send_bisecting(
+        self, entries: Sequence[OutboxEntry], send: Callable[[Sequence[OutboxEntry]], Awaitable[dict[str, str]]]
+    ) -> tuple[dict[str, str], dict[int, RequestRejected]]:
+        """Send entries in order; return the statuses by sale id and the rejections by outbox seq.
+
+        When the service rejects a whole batch as invalid, the halves are sent one after the other, down to the
+        single sale at fault, which is rejected alone. Order is kept because the first half always goes first.
+        """
+        try:
+            return await send(entries), {}
+        except RequestRejected as exc:
+            if len(entries) == 1:
+                return {}, {entries[0].seq: exc}
+            middle = len(entries) // 2
+            first_statuses, first_rejected = await self._send_bisecting(entries[:middle], send)
+            second_statuses, second_rejected = await self._send_bisecting(entries[middle:], send)
+            return {**first_statuses, **second_statuses}, {**first_rejected, **second_rejected}
+
     async def _deliver(
         self, entries: Sequence[OutboxEntry]
     ) -> tuple[list[tuple[int, str]], list[tuple[int, str, str]]]:
-        """Send entries in order and sort them into acknowledged and rejected.
-
-        When HQ rejects a whole batch as invalid, the halves are sent one after the other, down to the single sale
-        at fault, which is rejected alone. Order is kept because the first half always goes first.
-        """
-        try:
-            statuses = await self.client.post_sales_batch(entries)
-        except HqRejected as exc:
-            if len(entries) == 1:
-                entry = entries[0]
-                self.metrics.sales.labels("invalid").inc()
-                log.error(
-                    "HQ rejected a sale as invalid; it is parked in the outbox as rejected",
-                    extra={"store_id": self.store_id, "sale_id": entry.sale_id, "seq": entry.seq, "error": exc.detail},
-                )
-                return [], [(entry.seq, f"http_{exc.status}", exc.detail)]
-            middle = len(entries) // 2
-            first = await self._deliver(entries[:middle])
-            second = await self._deliver(entries[middle:])
-            return first[0] + second[0], first[1] + second[1]
-
+        """Send entries to HQ in order and sort them into acknowledged and rejected."""
+        statuses, invalid = await self._send_bisecting(entries, self.client.post_sales_batch)
         acknowledged: list[tuple[int, str]] = []
         rejected: list[tuple[int, str, str]] = []
         for entry in entries:
+            ids = {"store_id": self.store_id, "sale_id": entry.sale_id, "seq": entry.seq}
+            if entry.seq in invalid:
+                error = invalid[entry.seq]
+                self.metrics.sales.labels("invalid").inc()
+                log.error(
+                    "HQ rejected a sale as invalid; it is parked in the outbox as rejected",
+                    extra={**ids, "error": error.detail},
+                )
+                rejected.append((entry.seq, f"http_{error.status}", error.detail))
+                continue
             status = statuses.get(entry.sale_id)
             if status in ("applied", "duplicate"):
                 acknowledged.append((entry.seq, status))
             elif status == "conflict":
                 self.metrics.sales.labels("conflict").inc()
                 log.error(
-                    "HQ has other content under this sale id; the sale is parked in the outbox as rejected",
-                    extra={"store_id": self.store_id, "sale_id": entry.sale_id, "seq": entry.seq},
+                    "HQ has other content under this sale id; the sale is parked in the outbox as rejected", extra=ids
                 )
                 rejected.append((entry.seq, "conflict", "HQ has a different sale under the same idempotency key"))
             else:
-                raise HqUnavailable("protocol", f"HQ's response has status {status!r} for sale {entry.sale_id}")
+                raise ServiceUnavailable("protocol", f"HQ's response has status {status!r} for sale {entry.sale_id}")
         return acknowledged, rejected
 
-    async def push_loop(self) -> None:
+    async def _loop(
+        self,
+        operation: str,
+        step: Callable[[], Awaitable[int]],
+        backoff: Backoff,
+        idle_seconds: float,
+        on_idle: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Repeat ``step`` until the agent stops.
+
+        The next round starts at once while ``step`` returns work done, after ``idle_seconds`` when it returns 0,
+        and after the next backoff delay when it fails.
+        """
         while not self.stopping.is_set():
             try:
-                sent = await self.push_batch()
-            except HqUnavailable as exc:
-                delay = self.push_backoff.next_delay(exc.retry_after)
+                done = await step()
+            except (ServiceUnavailable, ReplicaInvalid) as exc:
+                retry_after = exc.retry_after if isinstance(exc, ServiceUnavailable) else None
+                delay = backoff.next_delay(retry_after)
                 log.warning(
-                    "sales batch not delivered; retrying",
+                    "%s failed; retrying",
+                    operation,
                     extra={
                         "store_id": self.store_id,
-                        "kind": exc.kind,
-                        "error": exc.detail,
+                        "kind": exc.kind if isinstance(exc, ServiceUnavailable) else "invalid_document",
+                        "error": str(exc),
                         "retry_in": round(delay, 2),
                     },
                 )
                 await self._pause(delay)
                 continue
             except Exception:
-                delay = self.push_backoff.next_delay()
-                log.exception("sales push failed unexpectedly; retrying", extra={"store_id": self.store_id})
+                delay = backoff.next_delay()
+                log.exception("%s failed unexpectedly; retrying", operation, extra={"store_id": self.store_id})
                 await self._pause(delay)
                 continue
-            self.push_backoff.reset()
-            if sent == 0:
-                await self._maybe_prune()
-                await self._pause(self.settings.sync_poll_interval_seconds)
+            backoff.reset()
+            if done == 0:
+                if on_idle is not None:
+                    await on_idle()
+                await self._pause(idle_seconds)
 
     async def _maybe_prune(self) -> None:
         now = self._clock()
@@ -240,6 +279,47 @@ class SyncAgent:
         pruned = await self.db(self.store.prune_synced, cutoff)
         if pruned:
             log.info("pruned synced sales", extra={"store_id": self.store_id, "sales": pruned})
+
+    # Forward to the inventory API ---------------------------------------------------------------------
+
+    async def forward_batch(self) -> int:
+        """Send the next sales after the inventory cursor to the inventory API; return how many were forwarded.
+
+        Every sale is forwarded, whatever its state at HQ, so the inventory API can count it against local stock
+        until HQ's stock feed reflects it. A sale the inventory API rejects as invalid is skipped and logged.
+        """
+        assert self.inventory is not None
+        cursor = await self.db(self.store.delivery_cursor, INVENTORY_TARGET)
+        entries = await self.db(self.store.entries_after, cursor, self.settings.sync_batch_size)
+        if not entries:
+            return 0
+        try:
+            statuses, invalid = await self._send_bisecting(entries, self.inventory.post_local_sales)
+        except ServiceUnavailable as exc:
+            await self.db(self.store.record_sync_failure, "forward_inventory", exc.kind, exc.detail)
+            raise
+        for entry in entries:
+            if entry.seq in invalid:
+                log.error(
+                    "inventory API rejected a sale; it is not counted against local stock",
+                    extra={"store_id": self.store_id, "sale_id": entry.sale_id, "error": invalid[entry.seq].detail},
+                )
+                self.metrics.inventory_sales.labels("invalid").inc()
+            elif entry.sale_id in statuses:
+                self.metrics.inventory_sales.labels(statuses[entry.sale_id]).inc()
+            else:
+                raise ServiceUnavailable("protocol", f"the inventory API returned no status for sale {entry.sale_id}")
+        await self.db(self.store.advance_cursor, INVENTORY_TARGET, entries[-1].seq)
+        log.info(
+            "sales forwarded to the inventory API",
+            extra={
+                "store_id": self.store_id,
+                "first_seq": entries[0].seq,
+                "last_seq": entries[-1].seq,
+                "sales": len(entries),
+            },
+        )
+        return len(entries)
 
     # Pull ----------------------------------------------------------------------------------------------
 
@@ -274,50 +354,61 @@ class SyncAgent:
         self.metrics.replica_pulls.labels(name, "updated").inc()
         return True
 
-    async def pull_all(self) -> None:
-        """Pull every replica once; raise HqUnavailable or ReplicaInvalid on the first failure."""
+    async def pull_all(self) -> int:
+        """Pull every replica once and return 0; raise ServiceUnavailable or ReplicaInvalid on the first failure."""
         for name in REPLICAS:
             try:
                 await self.pull_replica(name)
-            except (HqUnavailable, ReplicaInvalid) as exc:
-                kind = exc.kind if isinstance(exc, HqUnavailable) else "invalid_document"
+            except (ServiceUnavailable, ReplicaInvalid) as exc:
+                kind = exc.kind if isinstance(exc, ServiceUnavailable) else "invalid_document"
                 self.metrics.replica_pulls.labels(name, "failed").inc()
                 await self.db(self.store.record_sync_failure, f"pull_{name}", kind, str(exc))
                 raise
-
-    async def pull_loop(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                await self.pull_all()
-            except (HqUnavailable, ReplicaInvalid) as exc:
-                delay = min(self.pull_backoff.next_delay(), self.settings.replica_pull_interval_seconds)
-                log.warning(
-                    "replica pull failed; keeping the current replicas",
-                    extra={"store_id": self.store_id, "error": str(exc), "retry_in": round(delay, 2)},
-                )
-                await self._pause(delay)
-                continue
-            except Exception:
-                log.exception("replica pull failed unexpectedly", extra={"store_id": self.store_id})
-                await self._pause(self.settings.replica_pull_interval_seconds)
-                continue
-            self.pull_backoff.reset()
-            await self._pause(self.settings.replica_pull_interval_seconds)
+        return 0
 
     # Whole agent ---------------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Run both loops until ``stopping`` is set."""
+        """Run the push, pull and (with an inventory client) forward loops until ``stopping`` is set."""
         log.info("sync agent started", extra={"store_id": self.store_id, "hq_url": self.settings.hq_url})
-        await asyncio.gather(self.push_loop(), self.pull_loop())
+        settings = self.settings
+        loops = [
+            self._loop(
+                "sales push", self.push_batch, self.push_backoff, settings.sync_poll_interval_seconds, self._maybe_prune
+            ),
+            self._loop("replica pull", self.pull_all, self.pull_backoff, settings.replica_pull_interval_seconds),
+        ]
+        if self.inventory is not None:
+            await self.db(self.store.start_cursor, INVENTORY_TARGET)
+            loops.append(
+                self._loop(
+                    "inventory forward", self.forward_batch, self.forward_backoff, settings.sync_poll_interval_seconds
+                )
+            )
+        await asyncio.gather(*loops)
         log.info("sync agent stopped", extra={"store_id": self.store_id})
 
     async def run_once(self) -> int:
-        """Pull the replicas once and push until the outbox is empty; return the number of sales that left it."""
-        await self.pull_all()
+        """Pull the replicas once and push until the outbox is empty; return the number of sales that left it.
+
+        With an inventory client, every sale after its cursor is forwarded too. A failed pull or forward does not
+        stop the push, but its error is raised once the outbox is empty.
+        """
+        errors: list[ServiceUnavailable | ReplicaInvalid] = []
+        try:
+            await self.pull_all()
+        except (ServiceUnavailable, ReplicaInvalid) as exc:
+            errors.append(exc)
+        if self.inventory is not None:
+            await self.db(self.store.start_cursor, INVENTORY_TARGET)
+            try:
+                while await self.forward_batch():
+                    pass
+            except ServiceUnavailable as exc:
+                errors.append(exc)
         total = 0
-        while True:
-            sent = await self.push_batch()
-            if sent == 0:
-                return total
+        while sent := await self.push_batch():
             total += sent
+        if errors:
+            raise errors[0]
+        return total
