@@ -33,6 +33,7 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=3, help="Proxmox VE nodes per store")
     parser.add_argument("--workloads", default="varnish_edge,inventory_api", help="containers per store")
     parser.add_argument("--forks", type=int, default=25)
+    parser.add_argument("--json", type=Path, help="also write the result to this file (bench/run_all.py passes it)")
     args = parser.parse_args()
     workloads = [name for name in args.workloads.split(",") if name]
 
@@ -59,6 +60,8 @@ def main() -> int:
         "failed": sum(host["failed"] + host["unreachable"] for host in (*first.values(), *second.values())),
     }
     print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0 if result["failed"] == 0 and result["noop_changed"] == 0 else 1
 
 
