@@ -10,8 +10,9 @@ import shutil
 import sys
 import time
 from dataclasses import asdict
+from pathlib import Path
 
-from . import LabError, LabSettings, containers, ensure_lab, instances, lab_status, teardown
+from . import LabError, LabSettings, containers, ensure_lab, instances, lab_status, teardown, wheelhouse
 
 
 def _print_json(value: object) -> None:
@@ -61,6 +62,17 @@ def cmd_ssh(settings: LabSettings, args: argparse.Namespace) -> None:
         *args.command,
     ]
     os.execvp("ssh", argv)  # noqa: S606 - hands the terminal to ssh on purpose
+
+
+def cmd_wheelhouse(settings: LabSettings, args: argparse.Namespace) -> None:
+    extra_sets = {}
+    for pair in args.set:
+        name, sep, requirement = pair.partition("=")
+        if not sep or not name or not requirement:
+            raise LabError(f"--set {pair!r} must look like NAME=REQUIREMENT, such as onnxruntime-gpu=onnxruntime-gpu")
+        extra_sets[name] = requirement
+    manifest = wheelhouse.build_wheelhouse(settings.repo_root, args.output.resolve(), extra_sets)
+    _print_json({name: entry["requirement"] for name, entry in manifest["sets"].items()})  # type: ignore[attr-defined]
 
 
 def cmd_measure(settings: LabSettings, args: argparse.Namespace) -> None:
@@ -131,6 +143,19 @@ def build_parser() -> argparse.ArgumentParser:
     ssh.add_argument("name")
     ssh.add_argument("command", nargs=argparse.REMAINDER)
     ssh.set_defaults(func=cmd_ssh)
+
+    wheels = sub.add_parser(
+        "wheelhouse", help="build a wheelhouse with its manifest into a directory of its own (for stores)"
+    )
+    wheels.add_argument("--output", type=Path, required=True, help="directory to (re)create")
+    wheels.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=REQUIREMENT",
+        help="add a wheel set besides the package's extras, such as onnxruntime-gpu=onnxruntime-gpu; repeatable",
+    )
+    wheels.set_defaults(func=cmd_wheelhouse)
 
     measure = sub.add_parser("measure", help="time golden build and clone-to-SSH; print JSON")
     measure.add_argument("--count", type=int, default=3, help="instances to clone (default 3)")

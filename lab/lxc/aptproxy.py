@@ -18,6 +18,9 @@ from urllib.parse import urlsplit
 from ._proc import LOG, LabError, run, write_text
 from .settings import LabSettings
 
+# Ports tried for the proxy, counted from LabSettings.proxy_port; one per lab on this host.
+PORT_RANGE = 64
+
 
 @dataclass(frozen=True)
 class AptSource:
@@ -131,10 +134,7 @@ def proxy_port(settings: LabSettings) -> int:
     recorded = settings.proxy_dir / "port"
     if recorded.is_file():
         return int(recorded.read_text())
-    port = settings.proxy_port
-    if not _port_free(str(settings.host_address), port):
-        # Another lab on this host holds the default port; the port travels into each container's apt config.
-        port = _free_port(str(settings.host_address))
+    port = _first_free_port(str(settings.host_address), settings.proxy_port)
     write_text(recorded, f"{port}\n")
     return port
 
@@ -149,10 +149,17 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+def _first_free_port(host: str, first: int) -> int:
+    """Return the first free port from first on; another lab on this host may hold the default one.
+
+    NOTE: apt-cacher-ng 3.7.4 (Debian 12) fails to bind some high ports such as 32768 or 58753 ("Error resolving
+    address for binding") while 40000 works, so ports come from a short range above the default and never from
+    the kernel's ephemeral range.
+    """
+    for port in range(first, first + PORT_RANGE):
+        if _port_free(host, port):
+            return port
+    raise LabError(f"no free port for apt-cacher-ng on {host} in {first}-{first + PORT_RANGE - 1}")
 
 
 def _wait_listening(host: str, port: int, timeout: float) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import ssl
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import paho.mqtt.client as mqtt
@@ -93,3 +96,39 @@ def http_get(url: str, **kwargs) -> httpx.Response:
     """GET without proxies from the environment: lab addresses are reached directly over the bridge."""
     with httpx.Client(trust_env=False, timeout=10) as client:
         return client.get(url, **kwargs)
+
+
+def http_request(method: str, url: str, **kwargs) -> httpx.Response:
+    """Send one request without proxies from the environment (see http_get)."""
+    with httpx.Client(trust_env=False, timeout=10) as client:
+        return client.request(method, url, **kwargs)
+
+
+def poll(probe, timeout: float = 20, interval: float = 0.5):
+    """Call probe() until it returns a truthy value or timeout seconds pass; return the last value."""
+    deadline = time.monotonic() + timeout
+    value = probe()
+    while not value and time.monotonic() < deadline:
+        time.sleep(interval)
+        value = probe()
+    return value
+
+
+def unit_property(host, unit: str, name: str) -> str:
+    """Return one property of a systemd unit on a testinfra host (systemctl show --value)."""
+    return host.check_output(f"systemctl show --property {name} --value {unit}")
+
+
+def installed_wheels(host, service: str) -> list[str]:
+    """Return the wheel files the python_service role copied for a service."""
+    listing = host.check_output(f"ls /var/cache/retail-edge/wheels/{service}")
+    return sorted(listing.split())
+
+
+def run_scenario_playbook(playbook: str, extra_vars: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a playbook of the current scenario against its instances (molecule's inventory, config and vars)."""
+    argv = ["ansible-playbook", "--inventory", os.environ["MOLECULE_INVENTORY_FILE"]]
+    for name, value in (extra_vars or {}).items():
+        argv += ["--extra-vars", f"{name}={value}"]
+    argv.append(str(Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]) / playbook))
+    return subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)
