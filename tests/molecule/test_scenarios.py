@@ -19,6 +19,7 @@ WITHOUT_SCENARIO = {
     "vault_store_bootstrap": "talks to Vault from the controller; tests/integration/test_vault_*.py converge it twice",
     "workload_secrets": "proved against the real lab OpenBao in tests/integration/test_vault_*.py",
     "rollout_gate": "queries Prometheus and health URLs from the controller; tests/fleet covers it",
+    "container_baseline": "applied to every container by site.yml; tests/e2e and the compliance suite check it",
 }
 
 
@@ -33,6 +34,7 @@ def test_every_scenario_names_a_role():
 
 
 @pytest.mark.slow
+@pytest.mark.lab_containers
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_molecule_scenario(scenario, lxc_lab):
     env = ansible_env({"RETAIL_EDGE_LAB_DIR": str(lxc_lab.lab_dir)})
