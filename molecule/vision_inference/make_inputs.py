@@ -24,7 +24,7 @@ def cut_clip(source: Path, target: Path) -> None:
     fps = capture.get(cv2.CAP_PROP_FPS) or 10.0
     writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"MJPG"), fps, CLIP_SIZE)
     try:
-        for _ in range(CLIP_FRAMES):
+        for _frame_number in range(CLIP_FRAMES):
             ok, frame = capture.read()
             if not ok:
                 raise SystemExit(f"{source} ended before {CLIP_FRAMES} frames")

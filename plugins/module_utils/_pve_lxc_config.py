@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -99,7 +100,14 @@ def parse_size(value: Any, *, require_unit: bool = True) -> int:
     number, unit = match.groups()
     if unit is None and require_unit:
         raise ValueError(f"size {value!r} has no unit; write it with K, M, G or T, such as {value}G")
-    return int(float(number) * SIZE_UNITS.get(unit or "", 1))
+    return _finite_bytes(float(number) * SIZE_UNITS.get(unit or "", 1), value)
+
+
+def _finite_bytes(num_bytes: float, value: Any) -> int:
+    # 2**63 bytes (8 EiB) is far beyond any disk and beyond what PVE stores in a signed 64-bit size.
+    if not math.isfinite(num_bytes) or num_bytes >= 2**63:
+        raise ValueError(f"size {value!r} is too large; give a disk size such as 8G or 2T")
+    return int(num_bytes)
 
 
 def format_size(num_bytes: int) -> str:
@@ -240,6 +248,8 @@ class SubKey:
             raise ValueError(f"{value!r} is not a number") from None
 
     def _range(self, number: float) -> Any:
+        if not math.isfinite(number):
+            raise ValueError(f"{number!r} is not a finite number")
         if self.minimum is not None and number < self.minimum:
             raise ValueError(f"{_format_number(number)} is below the minimum {_format_number(self.minimum)}")
         if self.maximum is not None and number > self.maximum:
@@ -511,7 +521,7 @@ class Volume:
         alloc = _ALLOC_RE.match(text)
         if alloc:
             storage, gib = alloc.groups()
-            return cls("alloc", text, storage=storage, size=int(float(gib) * GIB))
+            return cls("alloc", text, storage=storage, size=_finite_bytes(float(gib) * GIB, text))
         volid = _VOLID_RE.match(text)
         if volid:
             return cls("volid", text, storage=volid.group(1))

@@ -16,6 +16,8 @@ from lab.lxc.network import mac_for
 from lab.pve.testing import PveDouble
 from tests.e2e.conftest import TEST_NAME_PREFIX, container_dir
 
+pytestmark = pytest.mark.lab_containers
+
 TEMPLATE = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
 NODE = "pve1"
 # High host numbers: the LXC lab leases addresses to its own instances from the low end of the pool.

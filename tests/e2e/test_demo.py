@@ -21,7 +21,7 @@ from lab.demo.ansible import RECAP_RE, run_playbook
 from lab.demo.settings import INVENTORY, REPO_ROOT, STORE_ID, DemoSettings
 from lab.demo.summary import declared_workloads
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.lab_containers]
 
 WORKLOADS = (
     "varnish_edge",

@@ -141,13 +141,11 @@ def test_failed_create_task_fails_fast_with_log(pve, tmp_path):
     upid = failed["failed_task"]
     assert ":vzcreate:306:" in upid
 
-    # The task ended no earlier than PVE's endtime (whole seconds), and no earlier than `delay` after
-    # the playbook noted the time before the create. The module must fail within 2 s of that end,
-    # far below its 120 s task timeout.
-    listed = pve.api("GET", "/nodes/pve1/tasks", vmid=306, errors=1)
-    endtime = next(task["endtime"] for task in listed if task["upid"] == upid)
-    task_end = max(float(endtime), float(results["started_at"]) + delay)
-    assert float(results["finished_at"]) - task_end < 2.0
+    # The failure comes from polling the task's status, not from the module's 120 s task timeout,
+    # whose message names the 'timeout' option. Elapsed time is not asserted: it depends on load.
+    polls = pve.stats()["by_route"].get("GET /nodes/{node}/tasks/{upid}/status", 0)
+    assert polls >= 1
+    assert "'timeout' option" not in failed["msg"]
 
     hung = results["hung_start"]
     assert hung["failed"] is True

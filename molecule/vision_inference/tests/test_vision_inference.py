@@ -102,8 +102,9 @@ def test_gpu_device_selects_cuda(host):
     finally:
         host.run_expect([0], "sudo rm -f /dev/nvidiactl /dev/nvidia0")
     assert result.returncode != 0
-    # The YAML callback wraps long messages, so compare with whitespace collapsed.
-    output = " ".join(result.stdout.split())
+    # Failed results may go to stderr, and the YAML callback wraps long messages, so compare with whitespace
+    # collapsed.
+    output = " ".join((result.stdout + result.stderr).split())
     assert "The CUDA provider needs an NVIDIA device node" in output
     assert "the wheel set onnxruntime-gpu" in output
     assert host.check_output("sudo sha256sum /etc/retail-edge/vision/settings.yml") == settings_before
