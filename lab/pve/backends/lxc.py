@@ -19,9 +19,10 @@ Backend options (`backend_options:` in the lab configuration):
 - `templates`: file name patterns of the `ostemplate`s that map to the golden image
   (default `["debian-12-*"]`); any other template fails the create.
 
-Known differences from a PVE node: containers run privileged whatever `unprivileged` says (the lab
+Known differences from a PVE node: containers run privileged for any value of `unprivileged` (the lab
 has no ID maps), `hwaddr` in `net[n]` is replaced by the address-derived MAC, `gw` is ignored, volume
-sizes are not enforced, and clones of containers have no LXC container of their own.
+sizes are not enforced, mount points and devices added to a running container appear at its next
+start, and clones and restores have no LXC container of their own.
 """
 
 from __future__ import annotations
@@ -301,8 +302,8 @@ class LxcBackend(MemoryBackend):
     def _reserve_addresses(self, name: str, addresses: Sequence[IPv4Interface]) -> None:
         """Lease exactly these addresses to name in the LXC lab's lease directory (shared by every lab on the host).
 
-        The LXC lab leases addresses from a pool to its own instances; a PVE container declares its
-        address, so this takes that one address, or fails when another lab container holds it.
+        The LXC lab leases addresses from a pool to its own instances. A PVE container declares its address,
+        so this leases exactly that address, and fails when another lab container holds it.
         """
         leases = self.settings.leases_dir
         leases.mkdir(parents=True, exist_ok=True)

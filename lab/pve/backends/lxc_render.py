@@ -1,9 +1,9 @@
 """Translate a PVE container configuration into LXC configuration lines for the lab's real containers.
 
-PVE writes `/var/lib/lxc/<vmid>/config` from `/etc/pve/lxc/<vmid>.conf` before every start; this module
-does the same for the LXC backend: network interfaces on the lab bridge, memory and CPU limits as cgroup
-limits, mount points as bind mounts of host directories, and `dev[n]` entries as device nodes created by
-an autodev hook with the declared mode and owner. Everything here is pure, so tests can check the
+PVE writes `/var/lib/lxc/<vmid>/config` from `/etc/pve/lxc/<vmid>.conf` before every start, and this module
+does the same for the LXC backend. It renders network interfaces on the lab bridge, memory and CPU limits as
+cgroup limits, mount points as bind mounts of host directories, and `dev[n]` entries as device nodes that an
+autodev hook creates with the declared mode and owner. Everything here is pure, so tests can check the
 translation without starting a container.
 """
 
@@ -34,7 +34,7 @@ OWNED_PREFIXES = ("lxc.net.", "lxc.uts.name", "lxc.cgroup.", "lxc.cgroup2.", "lx
 
 @dataclass(frozen=True)
 class HostLimits:
-    """What the host offers: CPU count, cgroup layout and whether swap is accounted."""
+    """Host facts: CPU count, cgroup layout and whether swap is accounted."""
 
     cpus: int
     cgroup2: bool
@@ -204,7 +204,7 @@ def cgroup_values(conf: Mapping[str, Any], host: HostLimits) -> dict[str, str]:
 
     if conf.get("cpuunits") is not None:
         units = int(conf["cpuunits"])
-        # cgroup v1 cpu.shares takes 2..262144, cgroup v2 cpu.weight 1..10000; PVE clamps the same way.
+        # cgroup v1 cpu.shares takes 2..262144 and cgroup v2 cpu.weight 1..10000, so values are clamped to those.
         values["cpu.weight" if host.cgroup2 else "cpu.shares"] = (
             str(min(max(units, 1), 10_000)) if host.cgroup2 else str(min(max(units, 2), 262_144))
         )
