@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import threading
+import time
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +21,8 @@ import yaml
 from tests.compliance.conftest import address_of
 
 TIMEOUT_S = 10
+# Longest wait for Prometheus' first scrape of every target: two of the store's 15 s scrape intervals.
+SCRAPE_WAIT_S = 35
 # The lab HQ's catalog numbers its SKUs SKU-00001, SKU-00002, ...; each store stocks a part of them.
 CANDIDATE_SKUS = ",".join(f"SKU-{number:05d}" for number in range(1, 51))
 
@@ -152,11 +155,17 @@ def test_inventory_api_healthy_and_synced_from_declared_hq(host, declared) -> No
 
 @pytest.mark.workload("observability")
 def test_prometheus_targets_up(declared) -> None:
-    answer = requests.get(url(declared, "prometheus", "/api/v1/targets"), timeout=TIMEOUT_S).json()
-    targets = answer["data"]["activeTargets"]
+    # A target reads "unknown" until its first scrape; right after a deploy that takes up to one scrape interval.
+    deadline = time.monotonic() + SCRAPE_WAIT_S
+    while True:
+        answer = requests.get(url(declared, "prometheus", "/api/v1/targets"), timeout=TIMEOUT_S).json()
+        targets = answer["data"]["activeTargets"]
+        if all(target["health"] != "unknown" for target in targets) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
     assert targets, json.dumps(answer)[:2000]
     down = [
-        (target["labels"]["job"], target["scrapeUrl"], target["lastError"])
+        (target["labels"]["job"], target["scrapeUrl"], target["health"], target["lastError"])
         for target in targets
         if target["health"] != "up"
     ]
