@@ -5,13 +5,16 @@ export RETAIL_EDGE_VENV := $(VENV)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo demo-down lint sanity units build faults bench clean
+.PHONY: test-containers setup test demo demo-down lint sanity units build faults bench bench-quick clean
 
 setup:
 	scripts/setup.sh
 
 test: setup
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-containers: setup
+	$(VENV)/bin/pytest -m lab_containers $(PYTEST_ARGS)
 
 lint:
 	$(VENV)/bin/pytest tests/quality $(PYTEST_ARGS)
@@ -21,6 +24,15 @@ sanity:
 
 units:
 	scripts/ansible_test.sh units
+
+faults: setup
+	$(VENV)/bin/pytest tests/faults $(PYTEST_ARGS)
+
+bench: setup
+	$(VENV)/bin/python bench/run_all.py
+
+bench-quick: setup
+	$(VENV)/bin/python bench/run_all.py --quick
 
 build:
 	$(VENV)/bin/ansible-galaxy collection build --force --output-path .build/dist .

@@ -213,10 +213,10 @@ def stop_all(servers: list[Server]) -> None:
                 proc.wait()
 
 
-def seed_database(path: Path) -> None:
-    """Fill the inventory database with the lab's 3,000-SKU seed, as a first snapshot would."""
+def seed_database(path: Path, sku_count: int = 3000) -> None:
+    """Fill the inventory database with the lab's seed of ``sku_count`` SKUs, as a first snapshot would."""
     store = InventoryStore(path)
-    skus = [item.sku for item in generate_catalog(42, 3000, dt.date.today())]
+    skus = [item.sku for item in generate_catalog(42, sku_count, dt.date.today())]
     items = [
         {
             "sku": stock.sku,
@@ -324,11 +324,11 @@ http {{
 
 
 @contextlib.contextmanager
-def servers(work: Path) -> Iterator[list[Server]]:
+def servers(work: Path, sku_count: int = 3000) -> Iterator[list[Server]]:
     started: list[Server] = []
     try:
         db_path = work / "inventory.sqlite3"
-        seed_database(db_path)
+        seed_database(db_path, sku_count)
         one = start_inventory(work, 1, db_path)
         started.append(one)
         two = start_inventory(work, 2, db_path)
@@ -358,6 +358,7 @@ def main() -> int:
     parser.add_argument("--max-duration", type=float, default=3.0, help="seconds of max-rate load (default: 3)")
     parser.add_argument("--connections", type=int, default=4, help="max-rate connections (default: 4)")
     parser.add_argument("--depth", type=int, default=16, help="pipelined requests per max-rate batch (default: 16)")
+    parser.add_argument("--skus", type=int, default=3000, help="SKUs in the seeded database (default: 3000)")
     parser.add_argument("--json", type=Path, help="also write the raw results to this file")
     args = parser.parse_args()
 
@@ -369,7 +370,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="inventory-bench-") as tmp:
         work = Path(tmp)
         work.chmod(0o755)
-        with servers(work) as targets:
+        with servers(work, args.skus) as targets:
             body_size = len(http_get(targets[0].port, PATH)[1])
             for repeat in range(1, args.repeats + 1):
                 for server in targets:

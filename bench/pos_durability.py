@@ -1,12 +1,14 @@
 """Benchmark of the POS cache: durable sales per second and the drain of a backlog to HQ after an outage.
 
-Durable throughput, each sale committed with synchronous=FULL before it counts, measured three ways in one run,
-interleaved per repeat so that machine noise hits all of them alike:
+Durable throughput, each sale committed with synchronous=FULL before it counts, measured four ways in one run.
+The loops take turns in blocks of --block sales, so that the noise of a shared machine (its fsync latency
+changes from second to second) hits all of them alike:
 
 - raw: a plain sqlite3 loop over the POS schema, one sale row and one outbox row per transaction, with a
   pre-serialized document (the floor any storage layer pays for fsync and indexes);
 - storage: ``PosStore.record_sale`` (validation, pricing from the catalog replica, idempotency, JSON);
-- api-1 and api-N: ``POST /sales`` to a real POS server process from 1 and N keep-alive clients.
+- api-1 and api-N: ``POST /sales`` to a real POS server process from 1 and N keep-alive clients. With N
+  clients, sales that arrive during a commit share the next one (group commit), so api-N may beat raw.
 
 Drain: 10,000 sales queued while HQ is down, then HQ starts and the running sync agent empties the outbox.
 ``drain`` runs from the start of the first successful batch to the end of the last one, read from the agent's
@@ -30,7 +32,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +43,8 @@ from tests.fixtures_hq import LabHq  # noqa: E402
 from tests.fixtures_pos import PosCache, PosClient, sale_lines  # noqa: E402
 
 CATALOG_SIZE = 300
+# Sales run by each loop before timing starts, so that no loop is timed while its WAL file still grows.
+WARMUP = 300
 
 
 def lab_catalog() -> list[CatalogItem]:
@@ -51,94 +54,144 @@ def lab_catalog() -> list[CatalogItem]:
     ]
 
 
-def bench_raw(directory: Path, count: int) -> float:
-    """Commit ``count`` transactions of one sale plus one outbox row with plain sqlite3; return per second."""
-    db = sqlite3.connect(directory / "raw.sqlite3", isolation_level=None)
-    db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA synchronous = FULL")
-    for statement in SCHEMA.split(";"):
-        if statement.strip():
-            db.execute(statement)
+class RawLoop:
+    """Plain sqlite3 over the POS schema: one sale row plus one outbox row per transaction."""
 
-    # A document of the size record_sale writes for the same two-line sale.
-    document = json.dumps(
-        {
-            "cashier_id": "c001",
-            "created_at": "2026-01-01T00:00:00.000Z",
-            "lines": [
-                {"line_total_cents": 202, "name": "Item 1", "qty": 2, "sku": "SKU-00001", "unit_price_cents": 101},
-                {"line_total_cents": 142, "name": "Item 42", "qty": 1, "sku": "SKU-00042", "unit_price_cents": 142},
-            ],
-            "payments": [],
-            "register_id": "r1",
-            "sale_id": str(uuid.uuid4()),
-            "store_id": "store-0001",
-            "total_cents": 344,
-        }
-    )
-
-    started = time.perf_counter()
-    for _ in range(count):
-        sale_id = str(uuid.uuid4())
-        db.execute("BEGIN IMMEDIATE")
-        db.execute(
-            "INSERT INTO sales (sale_id, idempotency_key, request_sha256, cashier_id, register_id, total_cents,"
-            " created_at, document) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (sale_id, str(uuid.uuid4()), "0" * 64, "c001", "r1", 344, "2026-01-01T00:00:00.000Z", document),
+    def __init__(self, directory: Path) -> None:
+        self.db = sqlite3.connect(directory / "raw.sqlite3", isolation_level=None)
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA synchronous = FULL")
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                self.db.execute(statement)
+        # A document of the size record_sale writes for the same two-line sale.
+        self.document = json.dumps(
+            {
+                "sale_id": str(uuid.uuid4()),
+                "store_id": "store-0001",
+                "register_id": "r1",
+                "cashier_id": "c001",
+                "created_at": "2026-01-01T00:00:00.000Z",
+                "lines": [
+                    {"sku": "SKU-00001", "name": "Item 1", "qty": 2, "unit_price_cents": 101, "line_total_cents": 202},
+                    {"sku": "SKU-00042", "name": "Item 42", "qty": 1, "unit_price_cents": 142, "line_total_cents": 142},
+                ],
+                "total_cents": 344,
+                "payments": [],
+            },
+            separators=(",", ":"),
         )
-        db.execute("INSERT INTO outbox (sale_id, enqueued_at) VALUES (?, ?)", (sale_id, time.time()))
-        db.execute("COMMIT")
-    elapsed = time.perf_counter() - started
-    db.close()
-    return count / elapsed
+
+    def run(self, count: int) -> float:
+        """Commit ``count`` transactions; return the seconds they took."""
+        started = time.perf_counter()
+        for _sale in range(count):
+            sale_id = str(uuid.uuid4())
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute(
+                "INSERT INTO sales (sale_id, idempotency_key, request_sha256, cashier_id, register_id, total_cents,"
+                " created_at, document) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (sale_id, str(uuid.uuid4()), "0" * 64, "c001", "r1", 344, "2026-01-01T00:00:00.000Z", self.document),
+            )
+            self.db.execute("INSERT INTO outbox (sale_id, enqueued_at) VALUES (?, ?)", (sale_id, time.time()))
+            self.db.execute("COMMIT")
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        self.db.close()
 
 
-def bench_storage(directory: Path, count: int) -> float:
-    """Record ``count`` two-line sales through PosStore; return sales per second."""
-    store = PosStore(directory / "storage.sqlite3", "store-0001")
-    store.replace_catalog(lab_catalog(), '"catalog-1"')
-    request = parse_sale_request(
-        {"register_id": "r1", "lines": [{"sku": "SKU-00001", "qty": 2}, {"sku": "SKU-00042", "qty": 1}]}
-    )
-    started = time.perf_counter()
-    for _ in range(count):
-        store.record_sale(str(uuid.uuid4()), request, "c001")
-    elapsed = time.perf_counter() - started
-    store.close()
-    return count / elapsed
+class StorageLoop:
+    """``PosStore.record_sale``: one two-line sale, priced from the catalog replica, per transaction."""
+
+    def __init__(self, directory: Path) -> None:
+        self.store = PosStore(directory / "storage.sqlite3", "store-0001")
+        self.store.replace_catalog(lab_catalog(), '"catalog-1"')
+        self.request = parse_sale_request(
+            {"register_id": "r1", "lines": [{"sku": "SKU-00001", "qty": 2}, {"sku": "SKU-00042", "qty": 1}]}
+        )
+
+    def run(self, count: int) -> float:
+        started = time.perf_counter()
+        for _sale in range(count):
+            self.store.record_sale(str(uuid.uuid4()), self.request, "c001")
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        self.store.close()
 
 
-def bench_api(pos: PosCache, tokens: list[str], count: int) -> float:
-    """POST ``count`` sales split over one keep-alive client per token; return acknowledged sales per second."""
-    per_client = count // len(tokens)
-    errors: list[str] = []
+class ApiLoop:
+    """``POST /sales`` to a running POS server, split over one keep-alive client thread per session token."""
 
-    def run(token: str) -> None:
-        client = PosClient(pos.port, token)
-        for number in range(per_client):
-            reply = client.sell(str(uuid.uuid4()), sale_lines(number))
-            if reply.status != 201:
-                errors.append(f"{reply.status} {reply.body}")
-                break
-        client.close()
+    def __init__(self, pos: PosCache, tokens: list[str]) -> None:
+        self.clients = [PosClient(pos.port, token) for token in tokens]
+        self.numbers = iter(range(10**9))
 
-    threads = [threading.Thread(target=run, args=(token,)) for token in tokens]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    if errors:
-        raise RuntimeError(f"API benchmark failed: {errors[:3]}")
-    return per_client * len(tokens) / elapsed
+    def run(self, count: int) -> float:
+        per_client = count // len(self.clients)
+        errors: list[str] = []
+        ready = threading.Event()
+
+        def sell(client: PosClient) -> None:
+            ready.wait()
+            for _sale in range(per_client):
+                reply = client.sell(str(uuid.uuid4()), sale_lines(next(self.numbers)))
+                if reply.status != 201:
+                    errors.append(f"{reply.status} {reply.body}")
+                    return
+
+        threads = [threading.Thread(target=sell, args=(client,)) for client in self.clients]
+        for thread in threads:
+            thread.start()
+        started = time.perf_counter()
+        ready.set()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+        if errors:
+            raise RuntimeError(f"API benchmark failed: {errors[:3]}")
+        return elapsed
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+
+
+def measure_throughput(work: Path, hq: LabHq, repeat: int, args: argparse.Namespace) -> dict[str, float]:
+    """Run every loop in alternating blocks and return each one's sales per second for this repeat."""
+    directory = work / f"run-{repeat}"
+    directory.mkdir()
+    pos = PosCache(directory / "api", hq.url, log_level="WARNING")
+    pos.sync_once()
+    pos.start_server()
+    tokens = [pos.client(f"c00{n % 6 + 1}").token for n in range(args.clients)]
+    loops: dict[str, RawLoop | StorageLoop | ApiLoop] = {
+        "raw": RawLoop(directory),
+        "storage": StorageLoop(directory),
+        "api-1": ApiLoop(pos, tokens[:1]),
+        f"api-{args.clients}": ApiLoop(pos, tokens),
+    }
+    try:
+        for loop in loops.values():
+            loop.run(WARMUP)
+        seconds = dict.fromkeys(loops, 0.0)
+        for _block in range(args.transactions // args.block):
+            for name, loop in loops.items():
+                seconds[name] += loop.run(args.block)
+        done = args.transactions // args.block * args.block
+        return {name: done / elapsed for name, elapsed in seconds.items()}
+    finally:
+        for loop in loops.values():
+            loop.close()
+        pos.stop()
 
 
 def queue_sales(db_path: Path, count: int) -> None:
     """Fill the outbox with ``count`` sales through the storage layer, as the API would while HQ is down."""
     store = PosStore(db_path, "store-0001")
     request = parse_sale_request({"register_id": "r1", "lines": [{"sku": "SKU-00001", "qty": 1}]})
-    for _ in range(count):
+    for _sale in range(count):
         store.record_sale(str(uuid.uuid4()), request, "c001")
     store.close()
 
@@ -196,7 +249,8 @@ def summary_seconds(values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--transactions", type=int, default=3000, help="sales per throughput measurement")
+    parser.add_argument("--transactions", type=int, default=3000, help="timed sales per loop and repeat")
+    parser.add_argument("--block", type=int, default=100, help="sales per loop before the next loop's turn")
     parser.add_argument("--clients", type=int, default=8, help="concurrent keep-alive clients of api-N")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats")
     parser.add_argument("--drain-sales", type=int, default=10_000, help="sales queued before the drain")
@@ -213,22 +267,10 @@ def main() -> None:
         hq.start()
         try:
             for repeat in range(args.repeats):
-                directory = work / f"run-{repeat}"
-                directory.mkdir()
-                pos = PosCache(directory / "api", hq.url, log_level="WARNING")
-                pos.sync_once()
-                pos.start_server()
-                tokens = [pos.client(f"c00{n % 6 + 1}").token for n in range(args.clients)]
-                measurements: list[tuple[str, Callable[[], float]]] = [
-                    ("raw", lambda d=directory: bench_raw(d, args.transactions)),
-                    ("storage", lambda d=directory: bench_storage(d, args.transactions)),
-                    ("api-1", lambda p=pos, t=tokens: bench_api(p, t[:1], args.transactions // 2)),
-                    (f"api-{args.clients}", lambda p=pos, t=tokens: bench_api(p, t, args.transactions)),
-                ]
-                for name, measure in measurements:
-                    results[name].append(measure())
-                    print(f"repeat {repeat + 1}: {name:8s} {results[name][-1]:8,.0f} sales/s", flush=True)
-                pos.stop()
+                rates = measure_throughput(work, hq, repeat, args)
+                for name, rate in rates.items():
+                    results[name].append(rate)
+                    print(f"repeat {repeat + 1}: {name:8s} {rate:8,.0f} sales/s", flush=True)
         finally:
             hq.stop()
 

@@ -13,7 +13,9 @@ COPY="${TMPDIR:-/tmp}/retail-edge-ansible-test-$(printf '%s' "$ROOT" | sha256sum
 # The Python outside the Ansible content (the workload services, the lab, the
 # benchmarks and the pytest suites that drive them) follows ruff's rules, not
 # the pylint profile that ansible-test applies to collection plugins.
-NOT_ANSIBLE_CONTENT='^(src|lab|bench)/|^tests/(lab|services|e2e|molecule|compliance|fleet|faults)/|^tests/fixtures_'
+# tests/conftest.py goes too: it loads the tests/fixtures_* plugins left out
+# here, and `ansible-test units` would fail importing them.
+NOT_ANSIBLE_CONTENT='^(src|lab|bench)/|^molecule/[^/]+/tests/|^tests/(lab|services|e2e|molecule|compliance|fleet|faults)/|^tests/fixtures_|^tests/conftest\.py$'
 
 # Copy the files git would commit (tracked, plus untracked ones it does not
 # ignore), so caches and virtualenvs never reach the tests.

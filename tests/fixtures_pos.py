@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,31 @@ def sale_lines(number: int) -> list[dict[str, Any]]:
     return [first, {"sku": f"SKU-{(number * 7) % 300 + 1:05d}", "qty": 1}]
 
 
+def sell_concurrently(pos: PosCache, total: int, registers: int) -> dict[int, list[str]]:
+    """Sell ``total`` sales from ``registers`` keep-alive clients; return each register's sale ids in send order."""
+    per_register = total // registers
+    failures: list[str] = []
+    lock = threading.Lock()
+
+    def register_loop(number: int) -> list[str]:
+        client = pos.client(f"c00{number % 6 + 1}")
+        sale_ids = []
+        for index in range(per_register):
+            reply = client.sell(new_key(), sale_lines(number * per_register + index), register_id=f"r{number}")
+            if reply.status != 201:
+                with lock:
+                    failures.append(f"register {number} sale {index}: {reply.status} {reply.body}")
+                break
+            sale_ids.append(reply.body["sale_id"])
+        client.close()
+        return sale_ids
+
+    with ThreadPoolExecutor(registers) as pool:
+        results = list(pool.map(register_loop, range(registers)))
+    assert failures == []
+    return dict(enumerate(results))
+
+
 class PosCache:
     """The POS server and sync agent of one store database, each a real process that tests may kill."""
 
@@ -139,6 +165,7 @@ class PosCache:
         self.write_config()
         self.server: subprocess.Popen[bytes] | None = None
         self.agent: subprocess.Popen[bytes] | None = None
+        self.spawned: list[subprocess.Popen[bytes]] = []
         self.server_log = work_dir / "server.log"
         self.agent_log = work_dir / "agent.log"
 
@@ -147,13 +174,15 @@ class PosCache:
 
     def _spawn(self, args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
         with log_path.open("ab") as log:
-            return subprocess.Popen(
+            proc = subprocess.Popen(
                 [sys.executable, "-m", "retail_edge.pos", *args, "--config", str(self.config_path)],
                 cwd=ROOT,
                 env=service_env(),
                 stdout=log,
                 stderr=log,
             )
+        self.spawned.append(proc)
+        return proc
 
     def start_server(self, timeout: float = 30.0) -> None:
         self.server = self._spawn([], self.server_log)
@@ -179,6 +208,7 @@ class PosCache:
 
     @staticmethod
     def _wait_healthy(proc: subprocess.Popen[bytes], port: int, log_path: Path, timeout: float) -> None:
+        """Wait until ``proc`` itself answers /healthz on ``port``; an older process on the port does not count."""
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
@@ -186,10 +216,12 @@ class PosCache:
             try:
                 connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
                 connection.request("GET", "/healthz")
-                if connection.getresponse().status == 200:
-                    connection.close()
+                response = connection.getresponse()
+                body = response.read()
+                connection.close()
+                if response.status == 200 and json.loads(body).get("pid", proc.pid) == proc.pid:
                     return
-            except OSError:
+            except (OSError, http.client.HTTPException, ValueError):
                 pass
             if time.monotonic() > deadline:
                 raise TimeoutError(
@@ -219,6 +251,9 @@ class PosCache:
     def stop(self) -> None:
         self.stop_agent()
         self.stop_server()
+        # Also any process a test lost track of, so that none outlives the test.
+        for proc in self.spawned:
+            self._stop(proc, signal.SIGKILL)
 
     def client(self, cashier_id: str | None = "c001") -> PosClient:
         client = PosClient(self.port)
@@ -321,9 +356,10 @@ class BatchInterceptor:
         self._thread.join(10)
 
     def _cut(self, mode: str) -> None:
+        # The cut is recorded only after on_cut returned, so a test that waits for it never runs ahead of the kill.
         self.mode = None
-        self.cuts.append(mode)
         self.on_cut()
+        self.cuts.append(mode)
 
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         try:

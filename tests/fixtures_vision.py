@@ -35,6 +35,8 @@ class MosquittoBroker:
     username: str = MQTT_USER
     password: str = MQTT_PASSWORD
     process: subprocess.Popen[bytes] | None = None
+    # A second listener with TLS, when set: (port, CA file, server certificate, server key).
+    tls: tuple[int, Path, Path, Path] | None = None
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -58,6 +60,14 @@ class MosquittoBroker:
             # Started as root, mosquitto would switch to the 'mosquitto' user and lose access to these files.
             f"user {getpass.getuser()}",
         ]
+        if self.tls is not None:
+            tls_port, ca_file, cert_file, key_file = self.tls
+            config += [
+                f"listener {tls_port} 127.0.0.1",
+                f"cafile {ca_file}",
+                f"certfile {cert_file}",
+                f"keyfile {key_file}",
+            ]
         (self.directory / "mosquitto.conf").write_text("\n".join(config) + "\n")
 
     def start(self) -> None:
@@ -94,6 +104,93 @@ def mosquitto(tmp_path: Path) -> Iterator[MosquittoBroker]:
     directory.mkdir()
     broker = MosquittoBroker(directory, free_port())
     broker.start()
+    yield broker
+    broker.stop()
+
+
+def make_test_ca(directory: Path, name: str) -> tuple[Path, Path]:
+    """Create a self-signed CA with openssl; return (certificate, key)."""
+    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            f"/CN={name}",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def make_server_certificate(directory: Path, ca_cert: Path, ca_key: Path) -> tuple[Path, Path]:
+    """Issue a certificate for 127.0.0.1 (IP subjectAltName) signed by the CA; return (certificate, key)."""
+    cert, key, request = directory / "server.pem", directory / "server.key", directory / "server.csr"
+    extensions = directory / "server.ext"
+    extensions.write_text("subjectAltName = IP:127.0.0.1\n")
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(request),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            "openssl",
+            "x509",
+            "-req",
+            "-in",
+            str(request),
+            "-CA",
+            str(ca_cert),
+            "-CAkey",
+            str(ca_key),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            str(extensions),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.fixture
+def mosquitto_tls(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    """A broker with a plain listener (port) and a TLS listener (tls[0]) that shares its password file."""
+    directory = tmp_path / "mosquitto-tls"
+    directory.mkdir()
+    ca_cert, ca_key = make_test_ca(directory, "store-ca")
+    server_cert, server_key = make_server_certificate(directory, ca_cert, ca_key)
+    broker = MosquittoBroker(directory, free_port(), tls=(free_port(), ca_cert, server_cert, server_key))
+    broker.start()
+    wait_for_port(broker.tls[0], timeout=15)
     yield broker
     broker.stop()
 

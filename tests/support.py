@@ -132,3 +132,14 @@ def run_module(
         output_text = f"{proc.stdout}\n{proc.stderr}"
         raise AssertionError(f"{module} printed no JSON (exit {proc.returncode}):\n{output_text}") from exc
     return output["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+def pve_api_schema_index(path: Path = PVE_API_SCHEMA) -> dict[str, dict]:
+    """Return the official PVE API schema as {path: {method: definition}}, read from apidata.json."""
+    index: dict[str, dict] = {}
+    pending = list(json.loads(path.read_text()))
+    while pending:
+        node = pending.pop()
+        index[node["path"]] = node.get("info", {})
+        pending.extend(node.get("children", []))
+    return index

@@ -124,7 +124,9 @@ class HqStorage:
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        # FULL: an "applied" answer to a sales batch must survive a power cut, because the
+        # store marks those sales synced and never sends them again.
+        self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
         self._seed_catalog(sku_count)
 

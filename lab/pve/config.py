@@ -100,6 +100,8 @@ class LabConfig:
     backend_options: dict[str, Any] = field(default_factory=dict)
     persist_interval_s: float = 0.05
     extensions: list[str] = field(default_factory=list)
+    # Settings of each extension, keyed by its short name (`ceph` for lab.pve.ceph); the extension checks them.
+    extension_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     version: str = "9.1.3"
     node_cpus: int = 8
     node_memory: int = 32 * GIB
@@ -143,6 +145,7 @@ def parse_config(raw: dict[str, Any]) -> LabConfig:
         "backend_options",
         "persist",
         "extensions",
+        "extension_settings",
         "version",
         "node_resources",
     }
@@ -165,11 +168,20 @@ def parse_config(raw: dict[str, Any]) -> LabConfig:
     config.backend_options = dict(raw.get("backend_options") or {})
     config.persist_interval_s = float((raw.get("persist") or {}).get("interval_s", config.persist_interval_s))
     config.extensions = [str(item) for item in raw.get("extensions") or []]
+    config.extension_settings = _parse_extension_settings(raw.get("extension_settings"))
     config.version = str(raw.get("version", config.version))
     resources = raw.get("node_resources") or {}
     config.node_cpus = int(resources.get("cpus", config.node_cpus))
     config.node_memory = int(resources.get("memory_gib", config.node_memory // GIB)) * GIB
     return config
+
+
+def _parse_extension_settings(raw: Any) -> dict[str, dict[str, Any]]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(value, dict) for value in raw.values()):
+        raise ConfigError("'extension_settings' must map extension names to mappings, such as {ceph: {conf: PATH}}")
+    return {str(name): dict(value) for name, value in raw.items()}
 
 
 def _parse_nodes(raw: Any) -> list[str]:

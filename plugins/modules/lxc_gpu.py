@@ -52,6 +52,15 @@ options:
     type: str
     choices: [pve, lxc]
     default: pve
+  cgroup:
+    description:
+      - Version of the cgroup device controller the node uses, which decides between C(lxc.cgroup2.devices.allow)
+        and C(lxc.cgroup.devices.allow) lines.
+      - C(auto) reads it from the node, C(v2) when C(/sys/fs/cgroup/cgroup.controllers) exists. Proxmox VE 7 and
+        newer boot with cgroup v2 only.
+    type: str
+    choices: [auto, v1, v2]
+    default: auto
   devices:
     description:
       - Character devices to pass through. Use the C(device_nodes) and C(shared_device_nodes) of
@@ -128,14 +137,15 @@ ACCESS_PATTERN = re.compile(r"^[rwm]{1,3}$")
 SECTION_PATTERN = re.compile(r"^\[[^\]]+\]\s*$")
 
 
-def block_lines(devices, syntax):
+def block_lines(devices, syntax, cgroup="v2"):
     """Return the cgroup and mount lines for devices, sorted so the same set always gives the same block."""
     separator = ": " if syntax == "pve" else " = "
+    allow_key = "lxc.cgroup2.devices.allow" if cgroup == "v2" else "lxc.cgroup.devices.allow"
     allow = []
     mounts = []
     for device in sorted(devices, key=lambda item: item["path"]):
         minor = "*" if device.get("minor") is None else str(device["minor"])
-        allow.append(f"lxc.cgroup2.devices.allow{separator}c {device['major']}:{minor} {device['access']}")
+        allow.append(f"{allow_key}{separator}c {device['major']}:{minor} {device['access']}")
         target = device["path"].lstrip("/")
         mounts.append(f"lxc.mount.entry{separator}{device['path']} {target} none bind,optional,create=file")
     return list(dict.fromkeys(allow)) + mounts
@@ -226,6 +236,7 @@ def main():
                 },
             },
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            "cgroup": {"type": "str", "choices": ["auto", "v1", "v2"], "default": "auto"},
         },
         required_one_of=[("vmid", "config_file")],
         mutually_exclusive=[("vmid", "config_file")],
@@ -241,7 +252,10 @@ def main():
     validate_devices(module, params["devices"])
     if params["state"] == "present" and not params["devices"]:
         module.fail_json(msg="devices is empty: list the device nodes to pass, or use state=absent to remove them")
-    managed = block_lines(params["devices"], params["syntax"]) if params["state"] == "present" else []
+    cgroup = params["cgroup"]
+    if cgroup == "auto":
+        cgroup = "v2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "v1"
+    managed = block_lines(params["devices"], params["syntax"], cgroup) if params["state"] == "present" else []
 
     with open(path, encoding="utf-8") as handle:
         before = handle.read()

@@ -183,7 +183,7 @@ NVIDIA_DEVICES = [
 
 
 def lxc_gpu(conf_dir: Path, devices: list[dict] | None = None, *, check: bool = False, **options) -> dict:
-    args = {"vmid": 205, "config_dir": str(conf_dir), **options}
+    args = {"vmid": 205, "config_dir": str(conf_dir), "cgroup": "v2", **options}
     if devices is not None:
         args["devices"] = devices
     result = run_module("retail.edge.lxc_gpu", args, check=check, diff=True)
@@ -266,7 +266,12 @@ def test_raw_config_restores_block_after_pve_rewrite(conf_dir):
 def test_raw_config_rejects_bad_path(conf_dir):
     result = run_module(
         "retail.edge.lxc_gpu",
-        {"vmid": 205, "config_dir": str(conf_dir), "devices": [{"path": "nvidia0", "major": 195, "minor": 0}]},
+        {
+            "vmid": 205,
+            "config_dir": str(conf_dir),
+            "devices": [{"path": "nvidia0", "major": 195, "minor": 0}],
+            "cgroup": "v2",
+        },
     )
     assert result["failed"] is True
     assert "path 'nvidia0' is invalid" in result["msg"]

@@ -74,8 +74,7 @@ def test_csv_registry(tmp_path):
     registry = tmp_path / "registry" / "stores.csv"
     registry.parent.mkdir()
     registry.write_text(
-        "id,region,format,wave,subnet,nodes,gpu\n"
-        "s010,us-west,express,wave2,10.40.10.0/24,s010-a;s010-b,yes\n"
+        "id,region,format,wave,subnet,nodes,gpu\ns010,us-west,express,wave2,10.40.10.0/24,s010-a;s010-b,yes\n"
     )
     source = tmp_path / "inventory"
     source.mkdir()

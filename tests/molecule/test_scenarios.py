@@ -11,10 +11,15 @@ from tests.support import ROOT, VENV_BIN, ansible_env
 SCENARIOS = sorted(path.parent.name for path in (ROOT / "molecule").glob("*/molecule.yml"))
 
 
-# Roles that a Debian container cannot host, and the internal role the service roles include.
+# Roles that a Debian container cannot host or that run on the controller, with the tests that prove them.
 WITHOUT_SCENARIO = {
-    "pve_gpu_host": "configures a Proxmox VE node's kernel and GPU",
+    "pve_gpu_host": "configures a node kernel and GPU; tests/integration/test_gpu.py runs it on a prepared root",
     "python_service": "internal; proved through the service roles' scenarios",
+    "ceph_pools": "talks to the PVE API from the controller; tests/integration/test_ceph_pools.py converges it twice",
+    "vault_store_bootstrap": "talks to Vault from the controller; tests/integration/test_vault_*.py converge it twice",
+    "workload_secrets": "proved against the real lab OpenBao in tests/integration/test_vault_*.py",
+    "rollout_gate": "queries Prometheus and health URLs from the controller; tests/fleet covers it",
+    "container_baseline": "applied to every container by site.yml; tests/e2e and the compliance suite check it",
 }
 
 
@@ -29,6 +34,7 @@ def test_every_scenario_names_a_role():
 
 
 @pytest.mark.slow
+@pytest.mark.lab_containers
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_molecule_scenario(scenario, lxc_lab):
     env = ansible_env({"RETAIL_EDGE_LAB_DIR": str(lxc_lab.lab_dir)})

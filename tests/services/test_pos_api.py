@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -86,6 +87,18 @@ def test_reused_key_other_content_409(register: PosClient):
     assert reused.body["sale_id"] == first.body["sale_id"]
 
 
+def test_concurrent_retries_make_one_sale(pos: PosCache, register: PosClient):
+    key = new_key()
+    clients = [PosClient(pos.port, register.token) for _client in range(12)]
+    with ThreadPoolExecutor(len(clients)) as pool:
+        replies = list(pool.map(lambda client: client.sell(key, [{"sku": "SKU-00009", "qty": 1}]), clients))
+    for client in clients:
+        client.close()
+    assert {reply.status for reply in replies} == {201}
+    assert len({reply.body["sale_id"] for reply in replies}) == 1
+    assert sum(1 for reply in replies if "idempotent-replayed" not in reply.headers) == 1
+
+
 def test_reused_key_other_cashier_409(pos: PosCache, register: PosClient):
     key = new_key()
     assert register.sell(key, [{"sku": "SKU-00005", "qty": 1}]).status == 201
@@ -116,7 +129,7 @@ def test_wrong_password_401(pos: PosCache):
 
 def test_repeated_failures_lock_login(pos: PosCache):
     client = PosClient(pos.port)
-    statuses = [client.login("c003", "wrong").status for _ in range(3)]
+    statuses = [client.login("c003", "wrong").status for _attempt in range(3)]
     assert statuses == [401, 401, 401]
     locked = client.login("c003")
     assert locked.status == 429

@@ -10,7 +10,15 @@ import time
 from dataclasses import dataclass, field
 
 from tests.fixtures_hq import LabHq
-from tests.fixtures_pos import BatchInterceptor, PosCache, PosClient, hq_sales, new_key, sale_lines
+from tests.fixtures_pos import (
+    BatchInterceptor,
+    PosCache,
+    PosClient,
+    hq_sales,
+    new_key,
+    sale_lines,
+    sell_concurrently,
+)
 
 KILLS = 50
 WRITERS = 4
@@ -125,14 +133,9 @@ def test_pos_sigkill_keeps_acknowledged_sales(lab_hq: LabHq, pos_factory):
 
 
 def _sell(pos: PosCache, count: int) -> list[str]:
-    client = pos.client()
-    sale_ids = []
-    for number in range(count):
-        reply = client.sell(new_key(), sale_lines(number))
-        assert reply.status == 201, reply.body
-        sale_ids.append(reply.body["sale_id"])
-    client.close()
-    return sale_ids
+    """Sell ``count`` sales from four registers and return their sale ids in commit order."""
+    sell_concurrently(pos, count, 4)
+    return [row[0] for row in pos.query("SELECT sale_id FROM sales ORDER BY seq")]
 
 
 def _assert_exactly_once_in_order(lab_hq: LabHq, pos: PosCache, sale_ids: list[str]) -> int:
@@ -183,7 +186,7 @@ def test_agent_killed_at_random_no_duplicates(lab_hq: LabHq, pos_factory):
     sale_ids = _sell(pos, 3000)
 
     rng = random.Random(7)
-    for _ in range(8):
+    for _kill in range(8):
         pos.start_agent()
         time.sleep(rng.uniform(0.0, 0.15))
         pos.stop_agent(signal.SIGKILL)

@@ -3,39 +3,12 @@
 from __future__ import annotations
 
 import json
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 from tests.fixtures_hq import LabHq
-from tests.fixtures_pos import PosCache, hq_sales, new_key, sale_lines
+from tests.fixtures_pos import hq_sales, sell_concurrently
 
 SALES = 10_000
 REGISTERS = 8
-
-
-def sell_concurrently(pos: PosCache, total: int, registers: int) -> dict[int, list[str]]:
-    """Sell ``total`` sales from ``registers`` keep-alive clients; return each register's sale ids in send order."""
-    per_register = total // registers
-    failures: list[str] = []
-    lock = threading.Lock()
-
-    def register_loop(number: int) -> list[str]:
-        client = pos.client(f"c00{number % 6 + 1}")
-        sale_ids = []
-        for index in range(per_register):
-            reply = client.sell(new_key(), sale_lines(number * per_register + index), register_id=f"r{number}")
-            if reply.status != 201:
-                with lock:
-                    failures.append(f"register {number} sale {index}: {reply.status} {reply.body}")
-                break
-            sale_ids.append(reply.body["sale_id"])
-        client.close()
-        return sale_ids
-
-    with ThreadPoolExecutor(registers) as pool:
-        results = list(pool.map(register_loop, range(registers)))
-    assert failures == []
-    return dict(enumerate(results))
 
 
 def metric(text: str, prefix: str) -> float:

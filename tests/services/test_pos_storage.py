@@ -13,7 +13,15 @@ from retail_edge.pos.auth import LoginGuard
 from retail_edge.pos.replicas import ReplicaInvalid, parse_cashiers, parse_catalog
 from retail_edge.pos.sales import InvalidSale, parse_sale_request
 from retail_edge.pos.settings import load_pos_settings
-from retail_edge.pos.storage import CashierRecord, CatalogItem, IdempotencyConflict, PosStore, StorageError
+from retail_edge.pos.storage import (
+    CashierRecord,
+    CatalogItem,
+    IdempotencyConflict,
+    PosStore,
+    RecordedSale,
+    SaleSubmission,
+    StorageError,
+)
 from retail_edge.pos.sync import Backoff
 
 HASH = "$argon2id$v=19$m=8192,t=1,p=1$c2FsdHNhbHRzYWx0$4VQ7mWf0Hq0RrY2cTqzHbAqtZ3lOqJkz2nX0eR0d0mY"
@@ -67,6 +75,27 @@ def test_replay_and_conflict(store: PosStore):
         store.record_sale("k1", request(qty=2), "c001")
     assert conflict.value.sale_id == first.sale_id
     assert store.outbox_stats().pending == 1
+
+
+def test_group_commit_isolates_rejections(store: PosStore):
+    results = store.record_sales(
+        [
+            SaleSubmission("k1", request(), "c001"),
+            SaleSubmission("k2", request(sku="SKU-77777"), "c001"),
+            SaleSubmission("k1", request(qty=2), "c001"),
+            SaleSubmission("k1", request(), "c001"),
+            SaleSubmission("k3", request(), "c002"),
+        ]
+    )
+    assert isinstance(results[0], RecordedSale)
+    assert not results[0].replayed
+    assert isinstance(results[1], InvalidSale)
+    assert isinstance(results[2], IdempotencyConflict)
+    assert isinstance(results[3], RecordedSale)
+    assert results[3].replayed
+    assert results[3].sale_id == results[0].sale_id
+    assert isinstance(results[4], RecordedSale)
+    assert store.outbox_stats().pending == 2
 
 
 def test_replay_survives_catalog_change(store: PosStore):
@@ -195,7 +224,7 @@ def test_sale_validation_names_field(body, field):
 
 def test_backoff_grows_to_cap_with_jitter():
     backoff = Backoff(initial=0.5, maximum=8.0, rng=random.Random(7))
-    delays = [backoff.next_delay() for _ in range(12)]
+    delays = [backoff.next_delay() for _failure in range(12)]
     ceilings = [min(8.0, 0.5 * 2**n) for n in range(12)]
     for delay, ceiling in zip(delays, ceilings, strict=True):
         assert 0.5 <= delay <= ceiling

@@ -127,7 +127,7 @@ def test_conflicting_sale_parked(lab_hq: LabHq, pos_factory):
 
     pos.sync_once()
 
-    sales, _ = hq_sales(lab_hq)
+    sales, _duplicates = hq_sales(lab_hq)
     assert [sale["idempotency_key"] for sale in sales] == [sale_id, later]
     assert pos.query("SELECT state, hq_status FROM outbox WHERE sale_id = ?", sale_id) == [("rejected", "conflict")]
     assert client.request("GET", f"/sales/{sale_id}").body["sync"]["state"] == "rejected"
@@ -203,9 +203,9 @@ def test_sales_forwarded_to_inventory(lab_hq: LabHq, pos_factory, tmp_path: Path
         connection = sqlite3.connect(tmp_path / "inventory" / "inventory.sqlite3")
         counted = connection.execute("SELECT sale_key, sku, qty FROM local_sales").fetchall()
         connection.close()
-        assert {key for key, _, _ in counted} == set(sale_ids)
+        assert {key for key, _sku, _qty in counted} == set(sale_ids)
         expected = sum(line["qty"] for n in range(5) for line in sale_lines(n))
-        assert sum(qty for _, _, qty in counted) == expected
+        assert sum(qty for _key, _sku, qty in counted) == expected
         assert pos.query("SELECT target, last_seq FROM delivery_cursors") == [("inventory", 5)]
         assert pos.query("SELECT count(*) FROM outbox WHERE state = 'pending'") == [(5,)]
 

@@ -38,6 +38,7 @@ from retail_edge.vision.settings import (
 )
 from retail_edge.vision.sources import FrameSource
 from retail_edge.vision.zones import ASSIST_NEEDED, QUEUE_EXCEEDED, QUEUE_LENGTH
+from tests.fixtures_vision import MqttSink, make_test_ca
 
 WHOLE_FRAME = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
 # Byte sequences that start common image formats, and the prefix of an inline image.
@@ -193,6 +194,43 @@ def test_wrong_password_refused_and_buffered(mosquitto, caplog):
             publisher.publish(make_event(1))
             wait_until(
                 lambda: any(r.getMessage() == "mqtt connection refused" for r in caplog.records), 10, "a refusal"
+            )
+            assert not publisher.connected
+            assert publisher.buffer_depth == 1
+        finally:
+            publisher.stop(drain_timeout=0)
+
+
+def test_events_reach_broker_over_tls(mosquitto_tls):
+    sink = MqttSink(mosquitto_tls)
+    tls_port, ca_file, _cert, _key = mosquitto_tls.tls
+    settings = mqtt_settings(mosquitto_tls, port=tls_port, tls=TlsSettings(enabled=True, ca_file=str(ca_file)))
+    publisher = MqttPublisher(settings)
+    publisher.start()
+    try:
+        for number in range(3):
+            publisher.publish(make_event(number))
+        assert publisher.wait_drained(20)
+        messages = sink.wait_for(3)
+    finally:
+        publisher.stop()
+        sink.close()
+    assert received_numbers(messages) == [0, 1, 2]
+
+
+def test_tls_with_unknown_ca_never_connects(mosquitto_tls, tmp_path, caplog):
+    other_ca, _other_key = make_test_ca(tmp_path, "other-ca")
+    tls_port = mosquitto_tls.tls[0]
+    settings = mqtt_settings(mosquitto_tls, port=tls_port, tls=TlsSettings(enabled=True, ca_file=str(other_ca)))
+    publisher = MqttPublisher(settings)
+    with caplog.at_level(logging.WARNING, logger="retail_edge.vision.publisher"):
+        publisher.start()
+        try:
+            publisher.publish(make_event(1))
+            wait_until(
+                lambda: sum(r.getMessage().startswith("mqtt connection failed") for r in caplog.records) >= 2,
+                15,
+                "two failed TLS handshakes",
             )
             assert not publisher.connected
             assert publisher.buffer_depth == 1

@@ -10,7 +10,10 @@ if TYPE_CHECKING:
     from lab.pve.backends.base import Backend
 
 # Name in the lab config -> "module:class". A later backend registers itself here.
-BACKENDS = {"memory": "lab.pve.backends.memory:MemoryBackend"}
+BACKENDS = {
+    "memory": "lab.pve.backends.memory:MemoryBackend",
+    "lxc": "lab.pve.backends.lxc:LxcBackend",
+}
 
 
 def load_backend(name: str, app: PveApp) -> Backend:

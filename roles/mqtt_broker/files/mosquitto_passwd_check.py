@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # Copyright: retail.edge maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Compare a mosquitto password file with the wanted users and passwords, without rewriting it.

@@ -134,6 +134,7 @@ def status_app(agent: SyncAgent) -> Starlette:
             {
                 "status": "ok",
                 "store_id": agent.store_id,
+                "pid": os.getpid(),
                 "pending": snapshot.outbox.pending,
                 "oldest_pending_age_seconds": round(snapshot.outbox.oldest_pending_age_seconds, 3),
                 "consecutive_failures": int(snapshot.sync_state.get("consecutive_failures", "0")),

@@ -99,7 +99,7 @@ class OutboxCollector(Collector):
         )
         for key, value in sorted(state.items()):
             if key.startswith(ERRORS_PREFIX):
-                operation, _, kind = key.removeprefix(ERRORS_PREFIX).partition(".")
+                operation, _dot, kind = key.removeprefix(ERRORS_PREFIX).partition(".")
                 errors.add_metric([self._store_id, operation, kind], float(value))
         yield errors
 

@@ -1,4 +1,4 @@
-"""Validation of sale requests and the canonical form that is stored, fingerprinted and sent to HQ.
+"""Validation, pricing and fingerprinting of sale requests, and the JSON encodings the storage layer uses.
 
 Pure functions without I/O, so that the HTTP layer, the storage layer and the tests share one definition of
 what a valid sale is. Money is always an integer number of cents.
@@ -57,25 +57,30 @@ class SaleRequest:
     lines: tuple[SaleLine, ...]
     payments: tuple[Payment, ...]
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "register_id": self.register_id,
-            "lines": [
-                {"sku": line.sku, "qty": line.qty, "unit_price_cents": line.unit_price_cents} for line in self.lines
-            ],
-            "payments": [{"method": payment.method, "amount_cents": payment.amount_cents} for payment in self.payments],
-        }
-
 
 def canonical_json(document: Any) -> str:
     """Serialize a JSON document with sorted keys and no whitespace, so equal documents give equal text."""
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def compact_json(document: Any) -> str:
+    """Serialize a JSON document without whitespace, keeping the key order of the dicts."""
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+
+
 def request_fingerprint(request: SaleRequest, cashier_id: str) -> str:
-    """Return the SHA-256 of a sale request and its cashier, used to tell a retry from a reused idempotency key."""
-    text = canonical_json({"cashier_id": cashier_id, "request": request.to_json()})
-    return hashlib.sha256(text.encode()).hexdigest()
+    """Return the SHA-256 of a sale request and its cashier, used to tell a retry from a reused idempotency key.
+
+    The hashed text is the repr of a tuple of strings, integers and None, which Python renders the same way on
+    every run and version, and which is several times cheaper to build than canonical JSON.
+    """
+    content = (
+        cashier_id,
+        request.register_id,
+        tuple((line.sku, line.qty, line.unit_price_cents) for line in request.lines),
+        tuple((payment.method, payment.amount_cents) for payment in request.payments),
+    )
+    return hashlib.sha256(repr(content).encode()).hexdigest()
 
 
 def _shown(value: Any) -> str:

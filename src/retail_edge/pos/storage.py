@@ -12,7 +12,6 @@ store from a single thread. Several processes may open the same file: SQLite ser
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sqlite3
 import time
@@ -21,9 +20,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from retail_edge.pos.sales import InvalidSale, SaleRequest, canonical_json, price_sale, request_fingerprint
+from retail_edge.pos.sales import (
+    InvalidSale,
+    SaleRequest,
+    canonical_json,
+    compact_json,
+    price_sale,
+    request_fingerprint,
+)
 
 SCHEMA_VERSION = 1
 
@@ -118,6 +124,14 @@ class RecordedSale:
     replayed: bool
 
 
+class SaleSubmission(NamedTuple):
+    """A validated sale request with its idempotency key and the cashier of the session that sent it."""
+
+    idempotency_key: str
+    request: SaleRequest
+    cashier_id: str
+
+
 @dataclass(frozen=True)
 class OutboxEntry:
     seq: int
@@ -149,9 +163,9 @@ class CashierRecord:
 
 
 def utc_timestamp(now: float) -> str:
-    """Format a Unix time as an RFC 3339 UTC timestamp with milliseconds."""
-    moment = dt.datetime.fromtimestamp(now, tz=dt.UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Format a Unix time as an RFC 3339 UTC timestamp with milliseconds (``2026-05-01T09:30:00.125Z``)."""
+    milliseconds = int(now * 1000) % 1000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{milliseconds:03d}Z"
 
 
 class PosStore:
@@ -172,6 +186,9 @@ class PosStore:
         self._db.execute("PRAGMA synchronous = FULL")
         self._db.execute("PRAGMA foreign_keys = ON")
         self._migrate()
+        self._prices: dict[str, tuple[str, int]] | None = None
+        self._prices_replica: tuple[Any, ...] | None = None
+        self._seen_data_version: int | None = None
 
     def close(self) -> None:
         self._db.close()
@@ -212,49 +229,64 @@ class PosStore:
         A retry with the same key and the same content returns the first document with ``replayed`` set; the same
         key with other content raises IdempotencyConflict. Unknown SKUs and payment mismatches raise InvalidSale.
         """
+        result = self.record_sales([SaleSubmission(idempotency_key, request, cashier_id)], now)[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def record_sales(
+        self, submissions: Sequence[SaleSubmission], now: float | None = None
+    ) -> list[RecordedSale | InvalidSale | IdempotencyConflict]:
+        """Store several sales, each with its outbox row, in one transaction: one fsync for the whole group.
+
+        Each submission gets its own result, as ``record_sale`` would return or raise it. A rejected submission
+        writes nothing and does not affect the others. Any other error rolls the whole group back and is raised.
+        """
         now = time.time() if now is None else now
-        fingerprint = request_fingerprint(request, cashier_id)
-        sale_id = str(uuid.uuid4())
         created_at = utc_timestamp(now)
-        with self._transaction() as db:
-            try:
-                lines, total = price_sale(request, self._catalog_prices(line.sku for line in request.lines))
-            except InvalidSale:
-                # A retry must get its first response even if the catalog changed since the sale was recorded.
-                if self._find_by_key(idempotency_key) is None:
-                    raise
-                return self._replay(idempotency_key, fingerprint)
-            document_json = canonical_json(
-                {
-                    "sale_id": sale_id,
-                    "store_id": self.store_id,
-                    "register_id": request.register_id,
-                    "cashier_id": cashier_id,
-                    "created_at": created_at,
-                    "lines": lines,
-                    "total_cents": total,
-                    "payments": [{"method": p.method, "amount_cents": p.amount_cents} for p in request.payments],
-                }
-            )
-            # The UNIQUE index on idempotency_key decides between a new sale and a retry, which saves a lookup
-            # on the common path of a fresh key.
-            inserted = db.execute(
-                "INSERT INTO sales (sale_id, idempotency_key, request_sha256, cashier_id, register_id, total_cents,"
-                " created_at, document) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
-                (
-                    sale_id,
-                    idempotency_key,
-                    fingerprint,
-                    cashier_id,
-                    request.register_id,
-                    total,
-                    created_at,
-                    document_json,
-                ),
-            ).rowcount
-            if not inserted:
-                return self._replay(idempotency_key, fingerprint)
-            db.execute("INSERT INTO outbox (sale_id, enqueued_at) VALUES (?, ?)", (sale_id, now))
+        results: list[RecordedSale | InvalidSale | IdempotencyConflict] = []
+        with self._transaction():
+            for submission in submissions:
+                try:
+                    results.append(self._insert_sale(submission, now, created_at))
+                except (InvalidSale, IdempotencyConflict) as exc:
+                    results.append(exc)
+        return results
+
+    def _insert_sale(self, submission: SaleSubmission, now: float, created_at: str) -> RecordedSale:
+        key, request, cashier_id = submission
+        fingerprint = request_fingerprint(request, cashier_id)
+        try:
+            lines, total = price_sale(request, self._catalog_prices(line.sku for line in request.lines))
+        except InvalidSale:
+            # A retry must get its first response even if the catalog changed since the sale was recorded.
+            if self._find_by_key(key) is None:
+                raise
+            return self._replay(key, fingerprint)
+
+        sale_id = str(uuid.uuid4())
+        document_json = compact_json(
+            {
+                "sale_id": sale_id,
+                "store_id": self.store_id,
+                "register_id": request.register_id,
+                "cashier_id": cashier_id,
+                "created_at": created_at,
+                "lines": lines,
+                "total_cents": total,
+                "payments": [{"method": p.method, "amount_cents": p.amount_cents} for p in request.payments],
+            }
+        )
+        # The UNIQUE index on idempotency_key decides between a new sale and a retry, which saves a lookup on the
+        # common path of a fresh key.
+        inserted = self._db.execute(
+            "INSERT INTO sales (sale_id, idempotency_key, request_sha256, cashier_id, register_id, total_cents,"
+            " created_at, document) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
+            (sale_id, key, fingerprint, cashier_id, request.register_id, total, created_at, document_json),
+        ).rowcount
+        if not inserted:
+            return self._replay(key, fingerprint)
+        self._db.execute("INSERT INTO outbox (sale_id, enqueued_at) VALUES (?, ?)", (sale_id, now))
         return RecordedSale(sale_id=sale_id, document_json=document_json, replayed=False)
 
     def _find_by_key(self, idempotency_key: str) -> tuple[str, str, str] | None:
@@ -299,17 +331,30 @@ class PosStore:
     # Catalog replica ---------------------------------------------------------------------------------------
 
     def _catalog_prices(self, skus: Iterable[str]) -> dict[str, tuple[str, int]]:
-        wanted = sorted(set(skus))
-        placeholders = ", ".join("?" * len(wanted))
-        rows = self._db.execute(
-            f"SELECT sku, name, base_price_cents FROM catalog WHERE sku IN ({placeholders})",  # noqa: S608
-            wanted,
-        )
-        return {sku: (name, price) for sku, name, price in rows}
+        """Return (name, base price in cents) of each known SKU, from an in-memory copy of the catalog replica.
+
+        The copy is reloaded when the replica changed. ``PRAGMA data_version`` changes whenever another connection
+        (the sync agent) commits, and only then is the replica's version read to see whether that commit replaced
+        the catalog. Inside a write transaction no other connection can commit, so the copy matches the database.
+        """
+        data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        if data_version != self._seen_data_version:
+            self._seen_data_version = data_version
+            replica = self._db.execute("SELECT version, synced_at FROM replicas WHERE name = 'catalog'").fetchone()
+            if replica != self._prices_replica:
+                self._prices_replica = replica
+                self._prices = None
+        if self._prices is None:
+            rows = self._db.execute("SELECT sku, name, base_price_cents FROM catalog")
+            self._prices = {sku: (name, price) for sku, name, price in rows}
+        prices = self._prices
+        return {sku: prices[sku] for sku in skus if sku in prices}
 
     def replace_catalog(self, items: Sequence[CatalogItem], version: str | None, now: float | None = None) -> None:
         """Replace the catalog replica with a full copy from HQ in one transaction."""
         now = time.time() if now is None else now
+        # This connection's own commits leave data_version alone, so the price copy is dropped here.
+        self._prices = None
         with self._transaction() as db:
             db.execute("DELETE FROM catalog")
             db.executemany(
@@ -331,7 +376,7 @@ class PosStore:
 
     def get_prices(self, skus: Sequence[str]) -> dict[str, int]:
         """Return the base price in cents of each known SKU; unknown SKUs are left out."""
-        return {sku: price for sku, (_, price) in self._catalog_prices(skus).items()}
+        return {sku: price for sku, (_name, price) in self._catalog_prices(skus).items()}
 
     # Cashier replica and sessions --------------------------------------------------------------------------
 
@@ -450,8 +495,8 @@ class PosStore:
     ) -> None:
         """Record HQ's response to a batch in one transaction and reset the failure streak.
 
-        ``acknowledged`` holds (seq, HQ status) of sales HQ applied or already had; they leave the queue.
-        ``rejected`` holds (seq, HQ status, reason) of sales HQ will never accept; they leave the queue but stay
+        ``acknowledged`` contains (seq, HQ status) of sales HQ applied or already had; they leave the queue.
+        ``rejected`` contains (seq, HQ status, reason) of sales HQ will never accept; they leave the queue but stay
         in the outbox for an operator.
         """
         now = time.time() if now is None else now

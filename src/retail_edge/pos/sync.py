@@ -1,11 +1,13 @@
 """Sync agent of the POS cache: pushes the sales outbox to HQ and pulls the catalog and cashier replicas.
 
+With ``inventory_url`` set it also forwards every sale to the store's inventory API, under its own cursor.
+
 It runs as its own process (``retail-edge-pos-sync``) next to the POS server and shares the SQLite file with it,
 so a crash or restart of either leaves the other running.
 
 Exactly-once delivery: batches leave in outbox order, one at a time. Each sale carries its sale id as idempotency
 key, and outbox rows are marked synced only after HQ responded for the whole batch. A crash between HQ applying a
-batch and the agent recording that answer makes the agent resend the batch after restart; HQ answers
+batch and the agent recording the response makes the agent resend the batch after restart. HQ responds
 "duplicate" for those keys and applies nothing twice. So every sale reaches HQ once and in commit order. The
 exception is a sale HQ rejects for good (a conflict, or a sale HQ calls invalid): it is parked as ``rejected``
 with the reason and the queue moves on.
@@ -45,7 +47,7 @@ INVENTORY_TARGET = "inventory"
 
 @dataclass
 class Backoff:
-    """Exponential backoff with full jitter and a cap.
+    """Exponential backoff with jitter and a cap.
 
     The n-th consecutive failure waits a random time between ``initial`` and ``min(maximum, initial * 2**n)``.
     The randomness spreads the retries of hundreds of stores that lost the same WAN link at once.
@@ -73,13 +75,13 @@ class SyncMetrics:
         self.batches = Counter("pos_sync_batches", "Sales batches sent to HQ by result.", ["result"], registry=registry)
         self.sales = Counter(
             "pos_sync_sales",
-            "Sales HQ answered for, by HQ status (applied, duplicate, conflict, invalid).",
+            "Sales HQ responded to, by HQ status (applied, duplicate, conflict, invalid).",
             ["status"],
             registry=registry,
         )
         self.batch_seconds = Histogram(
             "pos_sync_batch_seconds",
-            "Round trip of one sales batch to HQ, recording the answer included.",
+            "Round trip of one sales batch to HQ, recording the response included.",
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
             registry=registry,
         )
@@ -98,7 +100,7 @@ class SyncMetrics:
 
 
 class SyncAgent:
-    """Push and pull loops over one store database and one HQ client."""
+    """Push, pull and forward loops over one store database, one HQ client and an optional inventory client."""
 
     def __init__(
         self,
@@ -147,6 +149,7 @@ class SyncAgent:
         entries = await self.db(self.store.pending_batch, self.settings.sync_batch_size)
         if not entries:
             return 0
+
         started = time.perf_counter()
         try:
             acknowledged, rejected = await self._deliver(entries)
@@ -155,9 +158,11 @@ class SyncAgent:
             await self.db(self.store.record_sync_failure, "push", exc.kind, exc.detail, [e.seq for e in entries])
             raise
         await self.db(self.store.settle_batch, acknowledged, rejected, self._clock())
+
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.batches.labels("ok").inc()
-        for _, status in acknowledged:
+        statuses = [status for _seq, status in acknowledged]
+        for status in statuses:
             self.metrics.sales.labels(status).inc()
         log.info(
             "sales batch synced",
@@ -166,8 +171,8 @@ class SyncAgent:
                 "first_seq": entries[0].seq,
                 "last_seq": entries[-1].seq,
                 "sales": len(entries),
-                "applied": sum(1 for _, status in acknowledged if status == "applied"),
-                "duplicates": sum(1 for _, status in acknowledged if status == "duplicate"),
+                "applied": statuses.count("applied"),
+                "duplicates": statuses.count("duplicate"),
                 "rejected": len(rejected),
                 "seconds": round(time.perf_counter() - started, 3),
             },
@@ -243,14 +248,20 @@ class SyncAgent:
                 retry_after = exc.retry_after if isinstance(exc, ServiceUnavailable) else None
                 delay = backoff.next_delay(retry_after)
                 log.warning(
-                    f"{operation} failed; retrying",
-                    extra={"store_id": self.store_id, "error": str(exc), "retry_in": round(delay, 2)},
+                    "%s failed; retrying",
+                    operation,
+                    extra={
+                        "store_id": self.store_id,
+                        "kind": exc.kind if isinstance(exc, ServiceUnavailable) else "invalid_document",
+                        "error": str(exc),
+                        "retry_in": round(delay, 2),
+                    },
                 )
                 await self._pause(delay)
                 continue
             except Exception:
                 delay = backoff.next_delay()
-                log.exception(f"{operation} failed unexpectedly; retrying", extra={"store_id": self.store_id})
+                log.exception("%s failed unexpectedly; retrying", operation, extra={"store_id": self.store_id})
                 await self._pause(delay)
                 continue
             backoff.reset()

@@ -51,6 +51,7 @@ class MqttPublisher:
         self._last_handed_seq = 0
         self._dropped_reported = 0
         self._refusals = 0
+        self._connect_failures = 0
         self._sender = threading.Thread(target=self._run_sender, name="mqtt-sender", daemon=True)
         self._metrics.buffer_depth.set(len(self._buffer))
 
@@ -132,10 +133,24 @@ class MqttPublisher:
             )
             return
         self._refusals = 0
+        self._connect_failures = 0
         log.info("mqtt connected", extra={"broker": f"{self._settings.host}:{self._settings.port}"})
         self._connected.set()
         self._metrics.mqtt_connected.set(1)
         self._wake.set()
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        # paho does not pass the OSError on; a closed port, a DNS failure and a rejected TLS certificate all end here.
+        self._connect_failures += 1
+        log.warning(
+            "mqtt connection failed: broker unreachable or TLS handshake rejected; retrying",
+            extra={
+                "broker": f"{self._settings.host}:{self._settings.port}",
+                "tls": self._settings.tls.enabled,
+                "failures": self._connect_failures,
+                "buffer_depth": len(self._buffer),
+            },
+        )
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         was_connected = self._connected.is_set()
@@ -252,6 +267,7 @@ class MqttPublisher:
                 client.tls_insecure_set(True)
 
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         return client

@@ -35,8 +35,9 @@ def test_address_in_subnet():
 
 
 def test_merge_workloads_override_and_new():
-    merged = merge_workloads({"pos_cache": {"memory": 2048}, "labels": {"vmid": 300, "offset": 40, "cores": 1,
-                                                                        "memory": 128, "disk": 2}})
+    merged = merge_workloads(
+        {"pos_cache": {"memory": 2048}, "labels": {"vmid": 300, "offset": 40, "cores": 1, "memory": 128, "disk": 2}}
+    )
     assert merged["pos_cache"]["memory"] == 2048
     assert merged["pos_cache"]["vmid"] == 204
     assert merged["labels"]["gpu"] is False

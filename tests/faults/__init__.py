@@ -1,0 +1,1 @@
+"""Fault tests: runs that fail where something breaks, and reruns that converge once it is fixed."""

@@ -1,0 +1,15 @@
+"""The committed Markdown of the Vault modules must match their DOCUMENTATION."""
+
+from __future__ import annotations
+
+import sys
+
+from tests.support import ROOT, run
+
+
+def test_vault_module_docs_up_to_date():
+    script = ROOT / "scripts" / "gen_module_docs.py"
+    proc = run(
+        [sys.executable, str(script), "--check", "vault_kv", "vault_store_access", "vault_env_file"], timeout=120
+    )
+    assert proc.returncode == 0, f"{proc.stderr}{proc.stdout}"
