@@ -23,12 +23,14 @@ def cut_clip(source: Path, target: Path) -> None:
     capture = cv2.VideoCapture(str(source))
     fps = capture.get(cv2.CAP_PROP_FPS) or 10.0
     writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"MJPG"), fps, CLIP_SIZE)
+    written = 0
     try:
-        for _frame_number in range(CLIP_FRAMES):
+        while written < CLIP_FRAMES:
             ok, frame = capture.read()
             if not ok:
-                raise SystemExit(f"{source} ended before {CLIP_FRAMES} frames")
+                raise SystemExit(f"{source} ended after {written} frames, expected at least {CLIP_FRAMES}")
             writer.write(cv2.resize(frame, CLIP_SIZE, interpolation=cv2.INTER_AREA))
+            written += 1
     finally:
         writer.release()
         capture.release()

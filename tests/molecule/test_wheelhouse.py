@@ -9,6 +9,9 @@ import pytest
 
 from lab.lxc import wheelhouse
 
+# The lxc_lab fixture builds the whole lab, the wheelhouse included.
+pytestmark = pytest.mark.lab_containers
+
 
 @pytest.fixture(scope="module")
 def manifest(lxc_lab) -> dict:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.molecule.verify import http_get, http_request, installed_wheels, instance_address, poll, unit_property
+from tests.molecule.verify import (
+    http_get,
+    http_request,
+    installed_wheels,
+    instance_address,
+    poll,
+    run_scenario_playbook,
+    unit_property,
+)
 
 API_UNIT = "retail-edge-inventory"
 SYNC_UNIT = "retail-edge-inventory-sync"
@@ -112,3 +120,26 @@ def test_snapshot_stock_served(base_url, hq_url):
     served = http_get(f"{base_url}/inventory/{expected['sku']}")
     assert served.status_code == 200
     assert served.json()["location"] == expected["location"]
+
+
+def test_rebuilt_wheel_reinstalled(host, base_url):
+    """A package wheel whose checksum differs from the installed one is reinstalled and the units restart.
+
+    A rebuilt wheel keeps its version number, so the role compares checksums; a stale stamp stands in for it.
+    """
+    stamp = "/opt/retail-edge/inventory/.retail-edge-package.sha256"
+    dist_info = "/opt/retail-edge/inventory/lib/python3*/site-packages/retail_edge_services-*.dist-info"
+    expected = host.check_output(f"cat {stamp}")
+    installed_before = int(host.check_output(f"stat -c %Y {dist_info}/RECORD"))
+    pids_before = {unit: unit_property(host, unit, "MainPID") for unit in (API_UNIT, SYNC_UNIT)}
+    host.run_expect([0], f"echo 0000 | sudo tee {stamp}")
+
+    result = run_scenario_playbook("converge.yml")
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+    # pip writes RECORD when it installs the package.
+    assert int(host.check_output(f"stat -c %Y {dist_info}/RECORD")) > installed_before
+
+    assert host.check_output(f"cat {stamp}") == expected
+    for unit, pid in pids_before.items():
+        assert unit_property(host, unit, "MainPID") != pid, unit
+    assert http_get(f"{base_url}/healthz").status_code == 200

@@ -113,3 +113,10 @@ def test_sales_accepted_while_agent_stopped(host, api, address, session_token, s
     finally:
         host.run_expect([0], f"sudo systemctl start {SYNC_UNIT}")
     assert poll(lambda: sale_id in hq_sale_keys(address))
+
+
+def test_outbox_metrics_for_alerts(api):
+    # The observability role's sync backlog alert reads these two series.
+    metrics = http_get(f"{api}/metrics").text
+    assert "\npos_outbox_pending_sales{" in metrics
+    assert "\npos_outbox_oldest_pending_age_seconds{" in metrics
