@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from retail_edge.common.sqlite import connect_wal
 from retail_edge.inventory.promise import PickingPolicy, PromisePlan, QueuedOrder, plan_promise
 
 SCHEMA = """
@@ -86,11 +87,8 @@ class SyncStatus:
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-    db.execute("PRAGMA journal_mode=WAL")
     # NORMAL is durable across process crashes in WAL mode; only a power loss can drop the last commits.
-    db.execute("PRAGMA synchronous=NORMAL")
+    db = connect_wal(path, timeout_s=10.0, synchronous="NORMAL")
     db.executescript(SCHEMA)
     return db
 

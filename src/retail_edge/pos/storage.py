@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from retail_edge.common.sqlite import WalError, connect_wal
 from retail_edge.pos.sales import (
     InvalidSale,
     SaleRequest,
@@ -174,16 +175,11 @@ class PosStore:
     def __init__(self, path: Path, store_id: str, *, busy_timeout_ms: int = 5000) -> None:
         self.path = path
         self.store_id = store_id
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None leaves transaction control to the explicit BEGIN/COMMIT below.
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if mode.lower() != "wal":
-            raise StorageError(
-                f"{path}: SQLite could not switch to WAL mode (journal_mode is {mode}); use a local filesystem"
-            )
-        self._db.execute("PRAGMA synchronous = FULL")
+        # Autocommit mode leaves transaction control to the explicit BEGIN/COMMIT below.
+        try:
+            self._db = connect_wal(path, timeout_s=busy_timeout_ms / 1000, synchronous="FULL")
+        except WalError as exc:
+            raise StorageError(str(exc)) from exc
         self._db.execute("PRAGMA foreign_keys = ON")
         self._migrate()
         self._prices: dict[str, tuple[str, int]] | None = None

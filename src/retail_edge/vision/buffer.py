@@ -7,12 +7,13 @@ of the service, at the price of one fsync-free WAL write per event.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+from retail_edge.common.sqlite import connect_wal
 
 
 @dataclass(frozen=True)
@@ -97,10 +98,7 @@ class SqliteBuffer:
     def __init__(self, path: str | Path, max_events: int) -> None:
         self._max_events = max_events
         self._lock = threading.Lock()
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = connect_wal(Path(path), synchronous="NORMAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, "
             "payload BLOB NOT NULL)"
