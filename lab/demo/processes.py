@@ -57,6 +57,11 @@ class BackgroundProcess:
             )
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.pid_file.write_text(f"{process.pid}\n")
+        # Popen returns during the child's exec, while /proc/PID/cmdline can still be empty, and pid()
+        # would then take the new process for a dead one. Wait until the new command line shows.
+        deadline = time.monotonic() + 10
+        while self.pid() is None and _alive(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
         return process.pid
 
     def stop(self, timeout: float = 15) -> int | None:

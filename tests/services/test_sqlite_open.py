@@ -24,7 +24,7 @@ def _open_store(path: str, start: multiprocessing.synchronize.Barrier, errors: m
                 db.execute("INSERT INTO opener_writes VALUES (?)", (n,))
         store.close()
         InventoryStore(Path(path)).close()  # a restart while the others still write
-    except Exception as exc:  # noqa: BLE001 - the parent reports whatever went wrong
+    except Exception as exc:  # the parent reports whatever went wrong
         errors.put(repr(exc))
 
 
@@ -55,7 +55,7 @@ def test_held_lock_error_names_file(tmp_path: Path) -> None:
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
-        with pytest.raises(WalError, match="held.db: timed out"):
+        with pytest.raises(WalError, match=r"held\.db: timed out"):
             connect_wal(path, timeout_s=0.3)
     finally:
         holder.execute("ROLLBACK")
