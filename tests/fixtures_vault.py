@@ -63,7 +63,7 @@ class OpenBaoServer:
         return kv_secret_values(self.url, self.root_token, self.ca_file, mount, folder)
 
     def values_in(self, text: str, folder: str = "", mount: str = "kv") -> list[str]:
-        """Return the secret values below folder that occur in text; see tests.support.secret_values_in."""
+        """Return the secret values below folder that occur in text (see tests.support.secret_values_in)."""
         return secret_values_in(
             text, url=self.url, token=self.root_token, ca_file=self.ca_file, mount=mount, folder=folder
         )

@@ -183,7 +183,7 @@ def kv_secret_values(url: str, token: str, ca_file: str, mount: str = "kv", fold
 def secret_values_in(
     text: str, *, url: str, token: str, ca_file: str, mount: str = "kv", folder: str = "", min_length: int = 8
 ) -> list[str]:
-    """Return, sorted, the secret values below folder of a KV v2 mount that occur in text (for example a -vvv log).
+    """Return the sorted secret values below folder of a KV v2 mount that occur in text, such as a -vvv log.
 
     Values shorter than min_length characters are not searched for, because short values such as
     "5m" or "true" also occur in any Ansible log by chance.

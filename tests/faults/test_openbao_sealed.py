@@ -6,8 +6,8 @@ sealed server, its address, the store's secrets and the fix (unseal), and must l
 on the target exactly as it was. After unsealing with the lab's stored unseal key, a rerun writes the new
 value and a further rerun changes nothing.
 
-Two credential paths reach a sealed server at different steps: by default the controller issues a wrapped
-secret_id for each run (the first Vault call fails on the controller), while a target given its own
+Two credential paths reach the sealed server at different steps. By default the controller issues a wrapped
+secret_id for each run, so the first Vault call to fail runs on the controller. A target given its own
 AppRole role_id and secret_id first meets the sealed server in vault_env_file on the target.
 """
 
