@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from lab.openbao import OpenBaoLab
+from tests.support import kv_secret_values, secret_values_in
 
 if TYPE_CHECKING:
     import hvac
@@ -57,37 +58,15 @@ class OpenBaoServer:
     def metadata(self, path: str, mount: str = "kv") -> dict[str, Any]:
         return dict(self.client().secrets.kv.v2.read_secret_metadata(path=path, mount_point=mount)["data"])
 
-    def list_secrets(self, folder: str = "", mount: str = "kv") -> list[str]:
-        """Return every secret path below folder, walking sub-folders."""
-        import hvac.exceptions  # noqa: PLC0415 - see the note at the imports
-
-        client = self.client()
-        try:
-            keys = client.secrets.kv.v2.list_secrets(path=folder, mount_point=mount)["data"]["keys"]
-        except hvac.exceptions.InvalidPath:
-            return []
-        paths: list[str] = []
-        for key in keys:
-            full = f"{folder}/{key}".strip("/") if folder else key
-            if key.endswith("/"):
-                paths += self.list_secrets(full.rstrip("/"), mount)
-            else:
-                paths.append(full)
-        return paths
-
     def all_values(self, folder: str = "", mount: str = "kv") -> set[str]:
         """Return the values of every readable version of every secret below folder."""
-        values: set[str] = set()
-        client = self.client()
-        for path in self.list_secrets(folder, mount):
-            for number, entry in self.metadata(path, mount)["versions"].items():
-                if entry["destroyed"] or entry["deletion_time"]:
-                    continue
-                data = client.secrets.kv.v2.read_secret_version(
-                    path=path, version=int(number), mount_point=mount, raise_on_deleted_version=True
-                )["data"]["data"]
-                values.update(str(value) for value in data.values())
-        return values
+        return kv_secret_values(self.url, self.root_token, self.ca_file, mount, folder)
+
+    def values_in(self, text: str, folder: str = "", mount: str = "kv") -> list[str]:
+        """Return the secret values below folder that occur in text (see tests.support.secret_values_in)."""
+        return secret_values_in(
+            text, url=self.url, token=self.root_token, ca_file=self.ca_file, mount=mount, folder=folder
+        )
 
 
 @pytest.fixture(scope="session")

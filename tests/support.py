@@ -143,3 +143,50 @@ def pve_api_schema_index(path: Path = PVE_API_SCHEMA) -> dict[str, dict]:
         index[node["path"]] = node.get("info", {})
         pending.extend(node.get("children", []))
     return index
+
+
+def kv_secret_values(url: str, token: str, ca_file: str, mount: str = "kv", folder: str = "") -> set[str]:
+    """Read the values of every version that still has data, of every secret below folder of a KV v2 mount.
+
+    Values are returned as str (a number 5 becomes "5"). Deleted and destroyed versions are skipped
+    because the server no longer returns their data.
+    """
+    import hvac  # noqa: PLC0415 - `ansible-test units` loads this file in a virtualenv without hvac
+    import hvac.exceptions  # noqa: PLC0415
+
+    client = hvac.Client(url=url, token=token, verify=ca_file)
+    kv = client.secrets.kv.v2
+    values: set[str] = set()
+    folders = [folder.strip("/")]
+    while folders:
+        current = folders.pop()
+        try:
+            keys = kv.list_secrets(path=current, mount_point=mount)["data"]["keys"]
+        except hvac.exceptions.InvalidPath:
+            continue
+        for key in keys:
+            path = f"{current}/{key}" if current else key
+            if key.endswith("/"):
+                folders.append(path.rstrip("/"))
+                continue
+            versions = kv.read_secret_metadata(path=path, mount_point=mount)["data"]["versions"]
+            for number, entry in versions.items():
+                if entry["destroyed"] or entry["deletion_time"]:
+                    continue
+                data = kv.read_secret_version(
+                    path=path, version=int(number), mount_point=mount, raise_on_deleted_version=True
+                )["data"]["data"]
+                values.update(str(value) for value in data.values())
+    return values
+
+
+def secret_values_in(
+    text: str, *, url: str, token: str, ca_file: str, mount: str = "kv", folder: str = "", min_length: int = 8
+) -> list[str]:
+    """Return the sorted secret values below folder of a KV v2 mount that occur in text, such as a -vvv log.
+
+    Values shorter than min_length characters are not searched for, because short values such as
+    "5m" or "true" also occur in any Ansible log by chance.
+    """
+    values = kv_secret_values(url, token, ca_file, mount, folder)
+    return sorted(value for value in values if len(value) >= min_length and value in text)

@@ -205,6 +205,20 @@ def _error_text(exc: Exception) -> str:
     return "; ".join(kept) or exc.__class__.__name__
 
 
+def _unavailable_error(request: str, url: str, detail: str) -> VaultSealed:
+    """Build the error for HTTP 503, which a sealed server and a standby without a leader both return."""
+    if "sealed" in detail.lower():
+        return VaultSealed(
+            f"Vault (OpenBao) at {url} is sealed (HTTP 503) on {request}, so no secret can be read or written. "
+            f"Unseal it with the unseal key(s) (bao operator unseal -address={url}, run once per key share) "
+            "and rerun"
+        )
+    return VaultSealed(
+        f"Vault at {url} is sealed or has no active node (HTTP 503) on {request}: {detail}. "
+        "Unseal it (bao operator unseal) or wait for a leader to be elected, and rerun"
+    )
+
+
 def translate_error(exc: Exception, method: str, path: str, url: str) -> VaultError:
     """Map an exception raised while sending a request to a VaultError that names the request and what to do."""
     request = f"{method} {path}"
@@ -223,13 +237,7 @@ def translate_error(exc: Exception, method: str, path: str, url: str) -> VaultEr
             hvac_exceptions.InvalidPath,
             lambda: VaultNotFound(f"not found (HTTP 404) on {request}", body=body if isinstance(body, dict) else None),
         ),
-        (
-            hvac_exceptions.VaultDown,
-            lambda: VaultSealed(
-                f"Vault at {url} is sealed or has no active node (HTTP 503) on {request}: {detail}. "
-                "Unseal it (bao operator unseal) and rerun"
-            ),
-        ),
+        (hvac_exceptions.VaultDown, lambda: _unavailable_error(request, url, detail)),
         (
             hvac_exceptions.Unauthorized,
             lambda: VaultAuthError(f"authentication failed (HTTP 401) on {request}: {detail}", status=401),

@@ -277,11 +277,16 @@ def main() -> None:
 
     try:
         check_entries(entries)
+    except VaultError as exc:
+        module.fail_json(msg=str(exc))
+    try:
         values, versions = run_with_connection(
             vault_options(module.params), lambda connection: fetch(connection, mount, entries)
         )
     except VaultError as exc:
-        module.fail_json(msg=str(exc))
+        # Every value is read before dest is touched, so a failed read leaves the old file in place.
+        folder = f"{mount}/{prefix}" if prefix else mount
+        module.fail_json(msg=f"reading the secrets for {dest} from {folder} failed, so {dest} was not changed: {exc}")
 
     content = render(values)
     exists = os.path.exists(dest)

@@ -81,5 +81,5 @@ def test_module_reports_sealed_server(lab: OpenBaoLab):
     result = run_module("retail.edge.vault_kv", {"path": "lab/check", "state": "read"}, env=env)
 
     assert result.get("failed") is True, result
-    assert "is sealed or has no active node (HTTP 503)" in result["msg"]
-    assert "bao operator unseal" in result["msg"]
+    assert f"Vault (OpenBao) at {state.url} is sealed (HTTP 503)" in result["msg"]
+    assert f"bao operator unseal -address={state.url}" in result["msg"]

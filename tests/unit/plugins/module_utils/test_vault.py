@@ -88,7 +88,9 @@ def test_environment_turns_str_subclasses_into_str():
     [
         (hvac.exceptions.Forbidden(errors=["permission denied"]), VaultPermissionDenied, "HTTP 403"),
         (hvac.exceptions.InvalidPath(), VaultNotFound, "HTTP 404"),
-        (hvac.exceptions.VaultDown(errors=["Vault is sealed"]), VaultSealed, "bao operator unseal"),
+        (hvac.exceptions.VaultDown(errors=["Vault is sealed"]), VaultSealed, "is sealed (HTTP 503)"),
+        (hvac.exceptions.VaultDown(errors=["Vault is sealed"]), VaultSealed, "bao operator unseal -address="),
+        (hvac.exceptions.VaultDown(errors=["no active node"]), VaultSealed, "wait for a leader"),
         (hvac.exceptions.Unauthorized(errors=["bad token"]), VaultAuthError, "HTTP 401"),
         (hvac.exceptions.InvalidRequest(errors=["bad"]), VaultInvalidRequest, "HTTP 400"),
         (hvac.exceptions.InternalServerError(errors=["boom"]), VaultError, "boom"),
