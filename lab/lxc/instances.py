@@ -7,6 +7,7 @@ import re
 import socket
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -74,6 +75,36 @@ def lease_address(settings: LabSettings, name: str) -> IPv4Address:
             raise LabError(f"no free address left in {leases}; destroy unused lab containers")
         write_text(leases / str(free[0]), json.dumps(wanted) + "\n")
         return free[0]
+
+
+def reserve_addresses(settings: LabSettings, name: str, addresses: Iterable[IPv4Address]) -> None:
+    """Lease exactly these addresses to name, for containers that declare their own addresses.
+
+    Unlike lease_address, which picks a free address from the pool, this takes the given addresses, inside or
+    outside the pool. It also drops any other lease that name holds. A lease of a lab container that no longer
+    exists is stale and is taken over. Raises LabError, and changes no lease, when a live container of any lab
+    on this host holds one of the addresses.
+    """
+    leases = settings.leases_dir
+    leases.mkdir(parents=True, exist_ok=True)
+    owner = _lease_owner(settings, name)
+    requested = sorted({str(address) for address in addresses})
+    with file_lock(leases.parent / "leases.lock"):
+        for address in requested:
+            path = leases / address
+            if not path.exists():
+                continue
+            current = json.loads(path.read_text())
+            if current != owner and not _lease_is_stale(current):
+                raise LabError(
+                    f"address {address} is in use by lab container {current['name']} ({current['lab_dir']}); "
+                    "pick another address or destroy that container"
+                )
+        for address in requested:
+            write_text(leases / address, json.dumps(owner) + "\n")
+        for path in leases.iterdir():
+            if path.name not in requested and json.loads(path.read_text()) == owner:
+                path.unlink()
 
 
 def release_address(settings: LabSettings, name: str) -> None:

@@ -36,6 +36,8 @@ options:
       - "Each store has C(id), C(region), C(format), C(wave), C(subnet), C(nodes) (a list of Proxmox VE node
         names), and optionally C(gpu) (bool), C(pve_api_host), C(pve_api_port) and C(vars) (host variables for
         every host of that store)."
+      - Jinja templates in C(vars), inline or from O(registry), are rendered when a play uses them, so treat
+        the registry file with the same care as the inventory source.
     type: list
     elements: dict
   registry:
@@ -143,6 +145,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
     """Inventory plugin that expands a store registry into nodes and workload containers."""
 
     NAME = "retail.edge.stores"
+
+    # ansible-core 2.19 treats strings from inventory plugins as untrusted, so a store var such as
+    # "{{ retail_edge_store.id }}-pos" would reach a play as literal text. The registry is a local file
+    # that operators maintain like the inventory source, so the plugin trusts it and templates render.
+    trusted_by_default = True
 
     def verify_file(self, path):
         if not super().verify_file(path):

@@ -368,7 +368,8 @@ def test_role_two_nodes_warns_and_sizes_two(play, pve_ceph_double):
         assert item["diff"]["after"]["min_size"] == 1
 
 
-def test_playbook_plans_store_pools(pve_ceph_double, tmp_path):
+@pytest.mark.parametrize("auth", ["token", "password"])
+def test_playbook_plans_store_pools(pve_ceph_double, tmp_path, auth):
     inventory = tmp_path / "lab.stores.yml"
     store = {
         "id": "lab1",
@@ -381,24 +382,27 @@ def test_playbook_plans_store_pools(pve_ceph_double, tmp_path):
         "pve_api_port": pve_ceph_double.port,
     }
     inventory.write_text(yaml.safe_dump({"plugin": "retail.edge.stores", "stores": [store]}))
-    [(token_id, secret)] = [item for item in pve_ceph_double.tokens.items() if item[0] == "root@pam!automation"]
+    extra_vars: dict[str, Any] = {"retail_edge_pve_api_user": "root@pam"}
+    env = {"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}
+    if auth == "token":
+        # The token secret and the CA come from the environment, which the modules read when the options are unset.
+        [(token_id, secret)] = [item for item in pve_ceph_double.tokens.items() if item[0] == "root@pam!automation"]
+        extra_vars["retail_edge_pve_api_token_id"] = token_id
+        env |= {"PROXMOX_TOKEN_SECRET": secret, "PROXMOX_CA_PATH": str(pve_ceph_double.ca_file)}
+    else:
+        extra_vars["retail_edge_pve_api_password"] = pve_ceph_double.root_password
+        extra_vars["retail_edge_pve_ca_path"] = str(pve_ceph_double.ca_file)
+
     proc = run_playbook(
         ROOT / "playbooks" / "ceph_pools.yml",
         "--check",
         "--diff",
         inventory=inventory,
-        extra_vars={
-            "ansible_python_interpreter": sys.executable,
-            "retail_edge_pve_api_user": "root@pam",
-            "retail_edge_pve_api_token_id": token_id,
-        },
-        env={
-            "PROXMOX_TOKEN_SECRET": secret,
-            "PROXMOX_CA_PATH": str(pve_ceph_double.ca_file),
-            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-        },
+        extra_vars=extra_vars,
+        env=env,
         timeout=300,
     )
+
     report = json.loads(proc.stdout[proc.stdout.index("{") :])
     tasks = {task["task"]["name"].split(" : ")[-1]: task["hosts"] for task in report["plays"][0]["tasks"]}
     declared = tasks["Declare the store's Ceph pools"]["pve1"]["results"]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.support import ROOT, VENV_BIN, run
+from tests.support import ROOT, VENV_BIN, run, run_playbook
 
 
 def plain(value):
@@ -118,3 +119,48 @@ def test_shared_vmid_rejected(tmp_path):
     source = write_source(tmp_path, stores=[store("s1")], workloads={"pos_cache": {"vmid": 201}})
     proc = run([str(VENV_BIN / "ansible-inventory"), "-i", str(source), "--list"])
     assert "share vmid 201" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("source_kind", ["inline", "yaml_registry"])
+def test_store_var_templates_rendered(tmp_path, source_kind):
+    """A store var that refers to another var is rendered when a play uses it, not passed on as text."""
+    entry = store("s1", vars={"retail_edge_timezone": "Europe/Paris", "site_label": "{{ retail_edge_store.id }}-tz"})
+    entry["vars"]["site_banner"] = "{{ site_label }} {{ retail_edge_timezone }}"
+    if source_kind == "inline":
+        source = write_source(tmp_path, stores=[entry])
+    else:
+        registry = tmp_path / "registry" / "stores.yml"
+        registry.parent.mkdir()
+        registry.write_text(yaml.safe_dump({"stores": [entry]}))
+        inventory_dir = tmp_path / "inventory"
+        inventory_dir.mkdir()
+        source = write_source(inventory_dir, registry=str(registry))
+    playbook = tmp_path / "show.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "Render a store var",
+                    "hosts": "s1-pos-cache",
+                    "gather_facts": False,
+                    "tasks": [
+                        {
+                            "name": "Write the rendered banner",
+                            "delegate_to": "localhost",
+                            "ansible.builtin.copy": {
+                                "content": "{{ site_banner }}",
+                                "dest": str(tmp_path / "banner.txt"),
+                                "mode": "0644",
+                            },
+                        }
+                    ],
+                }
+            ]
+        )
+    )
+    run_playbook(
+        playbook,
+        inventory=source,
+        extra_vars={"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+    )
+    assert (tmp_path / "banner.txt").read_text() == "s1-tz Europe/Paris"

@@ -147,3 +147,41 @@ def test_rotate_secrets_rejects_bad_request(openbao: OpenBaoServer, tmp_path: Pa
     assert "belongs to store(s) ['s-unknown']" in unknown.stdout, unknown.stdout[-3000:]
     assert "Nothing was rotated" in unknown.stdout
     assert "TASK [Write new random values" not in missing.stdout + unknown.stdout
+
+
+def test_rotate_secrets_default_redeploy_role(openbao: OpenBaoServer, tmp_path: Path):
+    """Without rotate_secrets_deploy_role the rotation runs the workload's own role, as deploy.yml does."""
+    store = unique_store("rd")
+    inventory = _bootstrapped_inventory(openbao, tmp_path, [store])
+    before = openbao.read(f"stores/{store}/pos_cache/hq")
+    request = {
+        key: value for key, value in _rotation_vars([store], ["token"]).items() if key != "rotate_secrets_deploy_role"
+    }
+
+    # The test hosts lack the role's settings (retail_edge_hq_url, the wheelhouse), so retail.edge.pos_cache
+    # stops at its argument check, its first task, before it changes anything on this machine.
+    proc = play(ROTATE_PLAYBOOK, openbao, "--check", inventory=inventory, extra_vars=request, expect_rc=2)
+
+    assert "TASK [retail.edge.pos_cache : Validating arguments against arg spec" in proc.stdout, proc.stdout[-3000:]
+    assert "TASK [retail.edge.workload_secrets" not in proc.stdout
+    assert openbao.read(f"stores/{store}/pos_cache/hq") == before
+
+
+def test_rotate_secrets_needs_deploy_role(openbao: OpenBaoServer, tmp_path: Path):
+    """A workload without a role of its own is rejected before Vault changes."""
+    store = unique_store("rn")
+    inventory = _bootstrapped_inventory(openbao, tmp_path, [store])
+    before = openbao.all_values(f"stores/{store}")
+    request = {
+        **_rotation_vars([store], ["token"]),
+        "rotate_secrets_workload": "loyalty",
+        "rotate_secrets_hosts": "pos_cache",
+    }
+    del request["rotate_secrets_deploy_role"]
+
+    proc = play(ROTATE_PLAYBOOK, openbao, inventory=inventory, extra_vars=request, expect_rc=2)
+
+    assert "no role retail.edge.loyalty to redeploy workload 'loyalty'" in proc.stdout, proc.stdout[-3000:]
+    assert "Nothing was rotated" in proc.stdout
+    assert "TASK [Write new random values" not in proc.stdout
+    assert openbao.all_values(f"stores/{store}") == before

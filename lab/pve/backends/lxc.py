@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import json
 import logging
 import re
 import shutil
@@ -41,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lab.lxc import LabError, LabSettings, aptproxy, containers, golden, instances
-from lab.lxc._proc import file_lock, write_text
+from lab.lxc._proc import write_text
 from lab.lxc.network import mac_for
 from lab.pve.backends import lxc_render
 from lab.pve.backends.base import BackendError, RuntimeStatus
@@ -300,30 +299,11 @@ class LxcBackend(MemoryBackend):
             write_text(upper / "etc/resolv.conf", resolv)
 
     def _reserve_addresses(self, name: str, addresses: Sequence[IPv4Interface]) -> None:
-        """Lease exactly these addresses to name in the LXC lab's lease directory (shared by every lab on the host).
-
-        The LXC lab leases addresses from a pool to its own instances. A PVE container declares its address,
-        so this leases exactly that address, and fails when another lab container holds it.
-        """
-        leases = self.settings.leases_dir
-        leases.mkdir(parents=True, exist_ok=True)
-        owner = instances._lease_owner(self.settings, name)
-        wanted = {str(address.ip) for address in addresses}
-        with file_lock(leases.parent / "leases.lock"):
-            for address in sorted(wanted):
-                path = leases / address
-                if path.exists():
-                    current = json.loads(path.read_text())
-                    stale = instances._lease_is_stale(current)
-                    if current != owner and not stale:
-                        raise BackendError(
-                            f"address {address} is in use by lab container {current['name']} "
-                            f"({current['lab_dir']}); pick another ip= in the net[n] entry or destroy that container"
-                        )
-                write_text(path, json.dumps(owner) + "\n")
-            for path in leases.iterdir():
-                if path.name not in wanted and json.loads(path.read_text()) == owner:
-                    path.unlink()
+        """Lease exactly the addresses a PVE container declares, in the lease directory every lab on the host shares."""
+        try:
+            instances.reserve_addresses(self.settings, name, [address.ip for address in addresses])
+        except LabError as exc:
+            raise BackendError(f"{exc}; the address comes from ip= in the container's net[n] entry") from exc
 
     def _apply_limits(self, name: str, conf: dict[str, Any], *, deleted_cores: bool) -> None:
         values = lxc_render.cgroup_values(conf, self.host)
