@@ -5,7 +5,7 @@ export RETAIL_EDGE_VENV := $(VENV)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST_ARGS ?=
 
-.PHONY: test-containers setup test demo demo-down lint sanity units build faults bench bench-quick clean
+.PHONY: test-containers test-quick setup test demo demo-down lint sanity units build faults bench bench-quick clean
 
 setup:
 	scripts/setup.sh
@@ -15,6 +15,9 @@ test: setup
 
 test-containers: setup
 	$(VENV)/bin/pytest -m lab_containers $(PYTEST_ARGS)
+
+test-quick: setup
+	$(VENV)/bin/pytest -m "not lab_containers" $(PYTEST_ARGS)
 
 lint:
 	$(VENV)/bin/pytest tests/quality $(PYTEST_ARGS)

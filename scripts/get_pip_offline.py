@@ -3,6 +3,7 @@
 ansible-test runs this file as get-pip.py with pip's install arguments plus
 get-pip's own --no-setuptools and --no-wheel flags, which pip does not know.
 """
+
 import sys
 
 WHEEL = "@WHEEL@"

@@ -20,6 +20,7 @@ from lab.demo.__main__ import junit_counts
 from lab.demo.ansible import RECAP_RE, run_playbook
 from lab.demo.settings import INVENTORY, REPO_ROOT, STORE_ID, DemoSettings
 from lab.demo.summary import declared_workloads
+from tests.support import kv_secret_values, secret_values_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.lab_containers]
 
@@ -144,3 +145,30 @@ def test_check_mode_reports_no_change(demo_up: DemoRun, second_demo_up: DemoRun)
     assert check.returncode == 0, check.log_file.read_text()[-5000:]
     changed = {host: counts["changed"] for host, counts in check.recap.items() if counts["changed"]}
     assert not changed, f"--check --diff predicts changes on a converged store: {changed}; see {check.log_file}"
+
+
+def test_verbose_site_run_prints_no_secret(demo_up: DemoRun, second_demo_up: DemoRun) -> None:
+    """A whole site.yml run at -vvv, what an operator turns on to debug, shows no value stored in OpenBao."""
+    assert second_demo_up.returncode == 0
+    verbose = run_playbook(
+        "site.yml",
+        INVENTORY,
+        demo_up.lab.demo_dir / "site-vvv.log",
+        "--limit",
+        f"store_{STORE_ID}",
+        "-vvv",
+        "--diff",
+        env={"RETAIL_EDGE_LAB_DIR": str(demo_up.lab.root)},
+    )
+    log = verbose.log_file.read_text()
+    assert verbose.returncode == 0, log[-5000:]
+    assert "ESTABLISH SSH CONNECTION" in log, "the run did not reach the containers at -vvv"
+
+    openbao = demo_up.lab.openbao
+    vault = {"url": openbao.status()["url"], "token": openbao.root_token(), "ca_file": str(openbao.ca_file)}
+    stored = kv_secret_values(**vault)
+    # Every workload's secrets plus the store's HQ token and AppRole material.
+    assert len(stored) >= len(WORKLOADS), f"only {len(stored)} values in the lab OpenBao's kv mount"
+    leaked = secret_values_in(log, **vault)
+    assert leaked == [], f"{len(leaked)} secret values from OpenBao appear in {verbose.log_file}"
+    assert openbao.root_token() not in log

@@ -17,6 +17,7 @@ def _assert_ok(proc, what: str) -> None:
 
 def test_ruff_clean():
     _assert_ok(run([str(VENV_BIN / "ruff"), "check", "."]), "ruff check")
+    _assert_ok(run([str(VENV_BIN / "ruff"), "format", "--check", "."]), "ruff format --check")
 
 
 def test_ansible_lint_production():

@@ -34,7 +34,8 @@ def connect_wal(path: Path, *, timeout_s: float = 10.0, synchronous: str = "NORM
                 raise
             if time.monotonic() > deadline:
                 db.close()
-                raise WalError(f"{path}: timed out after {timeout_s:g} s waiting for another process's lock: {exc}") from exc
+                message = f"{path}: timed out after {timeout_s:g} s waiting for another process's lock: {exc}"
+                raise WalError(message) from exc
             time.sleep(0.02)
     if mode.lower() != "wal":
         db.close()
