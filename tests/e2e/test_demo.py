@@ -17,7 +17,7 @@ import pytest
 
 from lab.demo import stack
 from lab.demo.__main__ import junit_counts
-from lab.demo.ansible import RECAP_RE, run_playbook
+from lab.demo.ansible import RECAP_RE, PlaybookRun, run_playbook
 from lab.demo.settings import INVENTORY, REPO_ROOT, STORE_ID, DemoSettings
 from lab.demo.summary import declared_workloads
 from tests.support import kv_secret_values, secret_values_in
@@ -130,18 +130,22 @@ def test_inventory_lists_every_workload(demo_up: DemoRun) -> None:
     assert sorted(entry["workload"] for entry in declared.values()) == sorted(WORKLOADS)
 
 
-def test_check_mode_reports_no_change(demo_up: DemoRun, second_demo_up: DemoRun) -> None:
-    assert second_demo_up.returncode == 0
-    check = run_playbook(
+def run_site(demo: DemoRun, log_name: str, *args: str) -> PlaybookRun:
+    """Run site.yml for the lab store with extra ansible-playbook arguments, logging to the demo directory."""
+    return run_playbook(
         "site.yml",
         INVENTORY,
-        demo_up.lab.demo_dir / "site-check.log",
+        demo.lab.demo_dir / log_name,
         "--limit",
         f"store_{STORE_ID}",
-        "--check",
-        "--diff",
-        env={"RETAIL_EDGE_LAB_DIR": str(demo_up.lab.root)},
+        *args,
+        env={"RETAIL_EDGE_LAB_DIR": str(demo.lab.root)},
     )
+
+
+def test_check_mode_reports_no_change(demo_up: DemoRun, second_demo_up: DemoRun) -> None:
+    assert second_demo_up.returncode == 0
+    check = run_site(demo_up, "site-check.log", "--check", "--diff")
     assert check.returncode == 0, check.log_file.read_text()[-5000:]
     changed = {host: counts["changed"] for host, counts in check.recap.items() if counts["changed"]}
     assert not changed, f"--check --diff predicts changes on a converged store: {changed}; see {check.log_file}"
@@ -150,16 +154,7 @@ def test_check_mode_reports_no_change(demo_up: DemoRun, second_demo_up: DemoRun)
 def test_verbose_site_run_prints_no_secret(demo_up: DemoRun, second_demo_up: DemoRun) -> None:
     """A whole site.yml run at -vvv, what an operator turns on to debug, shows no value stored in OpenBao."""
     assert second_demo_up.returncode == 0
-    verbose = run_playbook(
-        "site.yml",
-        INVENTORY,
-        demo_up.lab.demo_dir / "site-vvv.log",
-        "--limit",
-        f"store_{STORE_ID}",
-        "-vvv",
-        "--diff",
-        env={"RETAIL_EDGE_LAB_DIR": str(demo_up.lab.root)},
-    )
+    verbose = run_site(demo_up, "site-vvv.log", "-vvv", "--diff")
     log = verbose.log_file.read_text()
     assert verbose.returncode == 0, log[-5000:]
     assert "ESTABLISH SSH CONNECTION" in log, "the run did not reach the containers at -vvv"
