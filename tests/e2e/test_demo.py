@@ -130,6 +130,12 @@ def test_inventory_lists_every_workload(demo_up: DemoRun) -> None:
     assert sorted(entry["workload"] for entry in declared.values()) == sorted(WORKLOADS)
 
 
+def task_of(log: str, offset: int) -> str:
+    """Return the TASK header line of an ansible-playbook log that precedes offset."""
+    start = log.rfind("TASK [", 0, offset)
+    return log[start : log.index("]", start) + 1] if start >= 0 else "(before the first task)"
+
+
 def run_site(demo: DemoRun, log_name: str, *args: str) -> PlaybookRun:
     """Run site.yml for the lab store with extra ansible-playbook arguments, logging to the demo directory."""
     return run_playbook(
@@ -165,5 +171,7 @@ def test_verbose_site_run_prints_no_secret(demo_up: DemoRun, second_demo_up: Dem
     # Every workload's secrets plus the store's HQ token and AppRole material.
     assert len(stored) >= len(WORKLOADS), f"only {len(stored)} values in the lab OpenBao's kv mount"
     leaked = secret_values_in(log, **vault)
-    assert leaked == [], f"{len(leaked)} secret values from OpenBao appear in {verbose.log_file}"
+    # Name the tasks whose output shows a value, without printing the value itself.
+    tasks = sorted({task_of(log, log.index(value)) for value in leaked})
+    assert leaked == [], f"{len(leaked)} secret values from OpenBao appear in {verbose.log_file}, in: {tasks}"
     assert openbao.root_token() not in log
