@@ -168,8 +168,9 @@ def test_verbose_site_run_prints_no_secret(demo_up: DemoRun, second_demo_up: Dem
     openbao = demo_up.lab.openbao
     vault = {"url": openbao.status()["url"], "token": openbao.root_token(), "ca_file": str(openbao.ca_file)}
     stored = kv_secret_values(**vault)
-    # Every workload's secrets plus the store's HQ token and AppRole material.
-    assert len(stored) >= len(WORKLOADS), f"only {len(stored)} values in the lab OpenBao's kv mount"
+    # At least the HQ token (one value shared by three workloads), the MQTT publisher and dashboard
+    # passwords, and Varnish's admin secret.
+    assert len(stored) >= 4, f"only {len(stored)} distinct values in the lab OpenBao's kv mount"
     leaked = secret_values_in(log, **vault)
     # Name the tasks whose output shows a value, without printing the value itself.
     tasks = sorted({task_of(log, log.index(value)) for value in leaked})
