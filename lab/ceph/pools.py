@@ -124,11 +124,25 @@ class CephPools:
 
     # ----- writing
 
-    def create(self, name: str, pg_num: int, *, pool_type: str = "replicated", ec_profile: str | None = None) -> bool:
-        """Create a pool; return False when one of that name existed already (Ceph then changes nothing)."""
+    def create(
+        self,
+        name: str,
+        pg_num: int,
+        *,
+        pool_type: str = "replicated",
+        ec_profile: str | None = None,
+        autoscale_mode: str | None = None,
+    ) -> bool:
+        """Create a pool; return False when one of that name existed already (Ceph then changes nothing).
+
+        autoscale_mode (on, off, warn) is set in the same command, so the autoscaler never acts on the new pool
+        under the cluster default before a later `osd pool set` would change the mode.
+        """
         command: dict[str, Any] = {"prefix": "osd pool create", "pool": name, "pg_num": pg_num, "pool_type": pool_type}
         if ec_profile:
             command["erasure_code_profile"] = ec_profile
+        if autoscale_mode:
+            command["autoscale_mode"] = autoscale_mode
         outs = self.mon(command)
         return "already exists" not in str(outs)
 

@@ -369,7 +369,10 @@ def create_pool(task: TaskContext, pools: CephPools, pool: str, params: dict[str
     pg_num = int(settings.pop("pg_num", 128))
     pool_type = settings.pop("pool_type", "replicated")
     profile = settings.pop("erasure_code_profile", None)
-    ceph_call(lambda: pools.create(pool, pg_num, pool_type=pool_type, ec_profile=profile))
+    autoscale_mode = settings.pop("pg_autoscale_mode", None)
+    ceph_call(
+        lambda: pools.create(pool, pg_num, pool_type=pool_type, ec_profile=profile, autoscale_mode=autoscale_mode)
+    )
     set_pool(task, pools, pool, settings)
 
 

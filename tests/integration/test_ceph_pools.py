@@ -215,7 +215,7 @@ def test_check_mode_predicts_real_run(play, lab_ceph, cleanup):
         assert predicted["upids"] == [], step
         assert applied["upids"], step
         assert predicted["changed_keys"] == applied["changed_keys"], step
-        assert predicted["diff"] == applied["diff"], step
+        assert predicted["diff"] == applied["diff"], f"{step}: predicted {predicted['diff']}, applied {applied['diff']}"
     assert results["update"]["changed_keys"] == ["min_size", "size", "target_size"]
 
 

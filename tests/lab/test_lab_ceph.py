@@ -125,6 +125,16 @@ def test_pools_create_existing_returns_false(ceph_pools):
     assert ceph_pools.delete("quirk-create") is False
 
 
+def test_pools_create_sets_autoscale_mode(ceph_pools):
+    assert ceph_pools.create("quirk-mode", 8, autoscale_mode="warn") is True
+    try:
+        details = ceph_pools.details("quirk-mode")
+        assert details["pg_autoscale_mode"] == "warn"
+        assert details["pg_num"] == 8
+    finally:
+        ceph_pools.delete("quirk-mode")
+
+
 def test_pools_size_one_and_second_application(ceph_pools):
     ceph_pools.create("quirk-set", 8)
     try:
