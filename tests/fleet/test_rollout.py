@@ -221,7 +221,11 @@ def test_apply_failure_names_failed_hosts(make_fleet, store_health, tmp_path):
 
 
 def test_apply_timeout_is_reported(fleet, store_health, tmp_path):
-    rollout(fleet, tmp_path, expect_rc=2, rollout_target="store_s005", rollout_apply_timeout_s=1)
+    slow = {
+        "id": "inventory-api-2.4.0",
+        "vars": {"fleet_version": "2.4.0", "fleet_marker_dir": str(tmp_path / "applied"), "fleet_apply_seconds": 60},
+    }
+    rollout(fleet, tmp_path, expect_rc=2, rollout_target="store_s005", rollout_change=slow, rollout_apply_timeout_s=1)
 
     failed = summary(tmp_path)["stores"][0]
     assert (failed["id"], failed["result"], failed["stage"]) == ("s005", "failed", "apply")
