@@ -163,7 +163,7 @@ def test_agent_killed_mid_batch_no_duplicates(lab_hq: LabHq, pos_factory):
         for mode in ("after_response", "mid_request", "after_response"):
             proxy.arm(mode)
             cuts = len(proxy.cuts)
-            # The agent pushes at once and may be killed before it would answer a health check.
+            # The agent pushes at once, so the proxy may kill it before its /healthz responds.
             pos.start_agent(wait=False)
             pos.wait_until(lambda cuts=cuts: len(proxy.cuts) > cuts, f"a sales batch cut off {mode}")
         assert proxy.cuts == ["after_response", "mid_request", "after_response"]
